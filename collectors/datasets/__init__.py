@@ -1,0 +1,1 @@
+"""Adapters for the public IAD datasets, one module each, in their publishers' on-disk layouts."""

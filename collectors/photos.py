@@ -1,0 +1,105 @@
+"""Collect a folder of your own anomaly photos (the paper's "reality photographing").
+
+Layout accepted, recursively:
+
+    photos/
+      crack/IMG_0001.jpg           class from the first folder name when it is a DAAD class
+      crack/IMG_0001_mask.png      optional mask beside the image: <stem>_mask.<ext>
+      scratch/plate.heic
+      masks/crack/IMG_0002.png     or a `masks/` folder mirroring the image paths
+
+A class given explicitly (`anomaly_class=`) wins over folder names. Masks drawn by a
+person are recorded as `annotated`. Files that are not images are reported as skipped;
+images that do not decode are reported as bad; neither stops the batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Union
+
+from daad import taxonomy
+from daad.catalog import Catalog
+from daad.errors import LayoutError
+from daad.images import IMAGE_SUFFIXES
+from daad.ingest import CollectReport, Item, Skip, ingest
+from daad.media_store import MediaStore
+
+MASK_SUFFIX = "_mask"
+MASKS_DIR = "masks"
+
+
+def _find_mask(root: Path, rel: Path) -> Path | None:
+    """The mask of image `rel` (relative to root): beside it, or in the masks/ mirror."""
+    image = root / rel
+    for cand in sorted(image.parent.glob(f"{image.stem}{MASK_SUFFIX}.*")):
+        if cand.suffix.lower() in IMAGE_SUFFIXES:
+            return cand
+    mirror = root / MASKS_DIR / rel.parent
+    for cand in sorted(mirror.glob(f"{image.stem}.*")) + sorted(mirror.glob(f"{image.stem}{MASK_SUFFIX}.*")):
+        if cand.suffix.lower() in IMAGE_SUFFIXES:
+            return cand
+    return None
+
+
+def _is_mask(rel: Path) -> bool:
+    return rel.parts[0] == MASKS_DIR or rel.stem.endswith(MASK_SUFFIX)
+
+
+def iter_photos(
+    folder: Union[str, Path],
+    anomaly_class: str | None = None,
+    license: str = "",
+    attribution: str = "",
+    name: str | None = None,
+) -> Iterator[Union[Item, Skip]]:
+    """Yield one Item per image under `folder` (sorted, so runs are reproducible)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise LayoutError(f"{root}: expected a folder of photos, found {'a file' if root.exists() else 'nothing'}")
+    forced = taxonomy.check_class(anomaly_class) if anomaly_class else None
+    origin = f"photos:{name or root.resolve().name}"
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            path = Path(dirpath) / fn
+            rel = path.relative_to(root)
+            if fn.startswith(".") or _is_mask(rel):
+                continue
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                yield Skip(str(path), f"not an image file type ({path.suffix or 'no suffix'})")
+                continue
+            first = rel.parts[0].lower() if len(rel.parts) > 1 else ""
+            cls = forced or (first if first in taxonomy.CLASSES else taxonomy.UNASSIGNED)
+            mask = _find_mask(root, rel)
+            yield Item(
+                image=path,
+                name=str(path),
+                source=taxonomy.PHOTOGRAPH,
+                origin=origin,
+                anomaly_class=cls,
+                mask=mask,
+                mask_status=taxonomy.ANNOTATED,
+                origin_label=str(rel.parent) if rel.parent != Path(".") else "",
+                origin_ref=str(rel),
+                license=license,
+                attribution=attribution,
+            )
+
+
+def collect_photos(
+    folder: Union[str, Path],
+    catalog: Catalog | None = None,
+    store: MediaStore | None = None,
+    anomaly_class: str | None = None,
+    license: str = "",
+    attribution: str = "",
+    name: str | None = None,
+    progress: bool = True,
+) -> CollectReport:
+    """Collect every photo under `folder` into the catalog; idempotent by content hash."""
+    catalog = catalog or Catalog()
+    store = store or MediaStore(catalog.home)
+    items = list(iter_photos(folder, anomaly_class, license, attribution, name))
+    return ingest(items, catalog, store, progress=progress, total=len(items), desc=f"photos {Path(folder).name}")

@@ -1,0 +1,1 @@
+"""Image-search API collectors (one module per provider) over one shared, polite HTTP layer."""

@@ -1,0 +1,303 @@
+"""The catalog: one SQLite file in DAAD_HOME, and the only code in daad that speaks SQL.
+
+Why SQLite: a single file a user can copy, back up and open anywhere; WAL mode lets
+`daad status` or the FiftyOne App read while a collect writes; transactions make every
+multi-row change all-or-nothing. The schema has a version (`PRAGMA user_version`) and
+an ordered list of migrations, applied in one transaction when a catalog is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from daad.record import FIELDS, Record
+from daad.settings import daad_home
+
+_JSON_FIELDS = {"leaks", "tags", "meta"}
+
+# Each entry moves the schema from version i to i+1. Append only; never edit a released one.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE samples (
+            id TEXT PRIMARY KEY,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            anomaly_class TEXT NOT NULL,
+            mask_sha TEXT,
+            mask_status TEXT NOT NULL,
+            origin_label TEXT NOT NULL DEFAULT '',
+            origin_ref TEXT NOT NULL DEFAULT '',
+            license TEXT NOT NULL DEFAULT '',
+            attribution TEXT NOT NULL DEFAULT '',
+            phash TEXT,
+            dhash TEXT,
+            duplicate_of TEXT,
+            leaks TEXT NOT NULL DEFAULT '[]',
+            tags TEXT NOT NULL DEFAULT '[]',
+            meta TEXT NOT NULL DEFAULT '{}',
+            added_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX samples_class ON samples(anomaly_class)",
+        "CREATE INDEX samples_origin ON samples(origin)",
+        "CREATE INDEX samples_source ON samples(source)",
+        # Who changed what and when: review decisions must be traceable.
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            sample_id TEXT NOT NULL,
+            field TEXT NOT NULL,
+            old TEXT,
+            new TEXT,
+            who TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_sample ON events(sample_id)",
+        # Small named JSON states: resumable search queries, caches' bookkeeping.
+        "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)",
+        # Every URL a collector has tried, so a re-run never downloads an image twice.
+        """CREATE TABLE seen_urls (
+            provider TEXT NOT NULL,
+            url TEXT NOT NULL,
+            sample_id TEXT,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL,
+            PRIMARY KEY (provider, url)
+        )""",
+        # Perceptual hashes of evaluation datasets' images (leakage checks), cached per dataset.
+        """CREATE TABLE eval_hashes (
+            dataset TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            phash TEXT NOT NULL,
+            dhash TEXT NOT NULL,
+            PRIMARY KEY (dataset, ref)
+        )""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _to_row(rec: Record) -> dict[str, Any]:
+    d = rec.to_dict()
+    for k in _JSON_FIELDS:
+        d[k] = json.dumps(d[k], sort_keys=True)
+    return d
+
+
+def _from_row(row: sqlite3.Row) -> Record:
+    d = {k: row[k] for k in FIELDS}
+    for k in _JSON_FIELDS:
+        d[k] = json.loads(d[k])
+    return Record(**d)
+
+
+class Catalog:
+    """The DAAD catalog in `<home>/catalog.sqlite` (home defaults to DAAD_HOME).
+
+    Safe to open from several processes at once; each thread gets its own connection.
+    """
+
+    def __init__(self, home: Path | str | None = None):
+        self.home = Path(home or daad_home())
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.path = self.home / "catalog.sqlite"
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connection and schema ------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: schema version {version} is newer than this daad ({SCHEMA_VERSION}); upgrade daad")
+            for v in range(version, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[v]:
+                    db.execute(stmt)
+                db.execute(f"PRAGMA user_version={v + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes: all of them land, or none (nested uses join the outer one)."""
+        db = self._db
+        if db.in_transaction:
+            yield
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- samples --------------------------------------------------------------------
+    def add(self, rec: Record) -> bool:
+        """Insert a new sample; returns False (and changes nothing) when the id exists."""
+        now = _now()
+        rec.added_at = rec.added_at or now
+        rec.updated_at = now
+        row = _to_row(rec)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        cur = self._db.execute(f"INSERT OR IGNORE INTO samples ({cols}) VALUES ({marks})", row)
+        return cur.rowcount == 1
+
+    def get(self, sample_id: str) -> Record | None:
+        """The record with this id, or with this unique id prefix (as `git` does)."""
+        row = self._db.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
+        if row is None and 4 <= len(sample_id) < 64:
+            rows = self._db.execute("SELECT * FROM samples WHERE id LIKE ? LIMIT 2", (sample_id + "%",)).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return _from_row(row) if row else None
+
+    def __contains__(self, sample_id: object) -> bool:
+        return self._db.execute("SELECT 1 FROM samples WHERE id = ?", (sample_id,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    def find(
+        self,
+        anomaly_class: str | None = None,
+        source: str | None = None,
+        origin: str | None = None,
+        mask_status: str | None = None,
+        representatives_only: bool = False,
+        leaks: str | None = None,
+    ) -> list[Record]:
+        """Records matching every given filter, in the order they were added."""
+        where, args = [], []
+        for col, val in (("anomaly_class", anomaly_class), ("source", source), ("origin", origin), ("mask_status", mask_status)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if representatives_only:
+            where.append("duplicate_of IS NULL")
+        if leaks is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(samples.leaks) WHERE value = ?)")
+            args.append(leaks)
+        sql = "SELECT * FROM samples" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY added_at, id"
+        return [_from_row(r) for r in self._db.execute(sql, args)]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.find())
+
+    def update(self, sample_id: str, who: str = "daad", **fields: Any) -> Record:
+        """Change fields of one sample and log each change (who, when, old, new) in `events`."""
+        bad = set(fields) - set(FIELDS) or ({"id"} & set(fields))
+        if bad:
+            raise ValueError(f"cannot update field(s) {sorted(bad)}")
+        with self.transaction():
+            rec = self.get(sample_id)
+            if rec is None:
+                raise KeyError(f"no sample {sample_id}")
+            old = rec.to_dict()
+            new = {**old, **fields, "updated_at": _now()}
+            updated = Record(**new)  # validates classes, statuses, mask consistency
+            changed = {k: v for k, v in fields.items() if old[k] != v}
+            if not changed:
+                return rec
+            row = _to_row(updated)
+            sets = ", ".join(f"{k} = :{k}" for k in [*changed, "updated_at"])
+            self._db.execute(f"UPDATE samples SET {sets} WHERE id = :id", row)
+            for k in changed:
+                self._db.execute(
+                    "INSERT INTO events (sample_id, field, old, new, who, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (rec.id, k, json.dumps(old[k]), json.dumps(fields[k]), who, row["updated_at"]),
+                )
+            return updated
+
+    def events(self, sample_id: str) -> list[dict[str, Any]]:
+        """The change log of one sample, oldest first."""
+        rows = self._db.execute("SELECT * FROM events WHERE sample_id = ? ORDER BY seq", (sample_id,))
+        return [{**dict(r), "old": json.loads(r["old"]), "new": json.loads(r["new"])} for r in rows]
+
+    def counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """{(anomaly_class, source): {"samples": n, "with_mask": m}} over all samples."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for r in self._db.execute(
+            "SELECT anomaly_class, source, COUNT(*) n, SUM(mask_sha IS NOT NULL) m FROM samples GROUP BY anomaly_class, source"
+        ):
+            out[(r["anomaly_class"], r["source"])] = {"samples": r["n"], "with_mask": r["m"]}
+        return out
+
+    # -- small named states (resumable work) ------------------------------------------
+    def get_state(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    def set_state(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, json.dumps(value, sort_keys=True), _now()),
+        )
+
+    # -- URLs a collector has tried ---------------------------------------------------
+    def url_seen(self, provider: str, url: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM seen_urls WHERE provider = ? AND url = ?", (provider, url)).fetchone()
+        return dict(row) if row else None
+
+    def mark_url(self, provider: str, url: str, outcome: str, sample_id: str | None = None, reason: str = "") -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO seen_urls (provider, url, sample_id, outcome, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (provider, url, sample_id, outcome, reason, _now()),
+        )
+
+    # -- evaluation datasets' hashes (leakage) ----------------------------------------
+    def put_eval_hashes(self, dataset: str, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Cache (ref, phash, dhash) of an evaluation dataset's images, replacing the old cache."""
+        with self.transaction():
+            self._db.execute("DELETE FROM eval_hashes WHERE dataset = ?", (dataset,))
+            self._db.executemany(
+                "INSERT INTO eval_hashes (dataset, ref, phash, dhash) VALUES (?, ?, ?, ?)",
+                ((dataset, ref, p, d) for ref, p, d in rows),
+            )
+
+    def eval_hashes(self, dataset: str) -> list[tuple[str, str, str]]:
+        rows = self._db.execute("SELECT ref, phash, dhash FROM eval_hashes WHERE dataset = ? ORDER BY ref", (dataset,))
+        return [(r["ref"], r["phash"], r["dhash"]) for r in rows]
+
+    def eval_datasets(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT dataset FROM eval_hashes ORDER BY dataset")]

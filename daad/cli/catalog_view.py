@@ -1,0 +1,83 @@
+"""`daad status`, `daad ls`, `daad info`: reading the catalog."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from daad import taxonomy
+
+
+@click.command()
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also save a class x source bar chart as PNG.")
+def status(plot: str | None) -> None:
+    """Samples by anomaly class x source, with masks present/missing.
+
+    \b
+    Example:
+      daad status --plot status.png
+    """
+    from daad.catalog import Catalog
+    from daad.status import plot_status, status_table
+
+    catalog = Catalog()
+    click.echo(f"catalog: {catalog.path} ({len(catalog)} samples)")
+    click.echo(status_table(catalog))
+    if plot:
+        click.echo(f"plot: {plot_status(catalog, plot)}")
+
+
+@click.command("ls")
+@click.option("--class", "anomaly_class", type=click.Choice(taxonomy.CLASSES_AND_UNASSIGNED))
+@click.option("--source", type=click.Choice(taxonomy.SOURCES))
+@click.option("--origin", help="e.g. mvtec_ad, openverse, photos:bench")
+@click.option("--mask-status", type=click.Choice(taxonomy.MASK_STATUSES))
+@click.option("--leaks", help="Only samples that leak this evaluation dataset.")
+@click.option("--representatives", is_flag=True, help="Hide near-duplicates (duplicate_of set).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record, with absolute image_path and mask_path.")
+def ls(anomaly_class, source, origin, mask_status, leaks, representatives, as_json) -> None:
+    """List samples, optionally filtered.
+
+    \b
+    Examples:
+      daad ls --class crack --mask-status missing
+      daad ls --json | jq -r .image_path
+    """
+    from daad.catalog import Catalog
+    from daad.media_store import MediaStore
+
+    catalog = Catalog()
+    store = MediaStore(catalog.home)
+    recs = catalog.find(anomaly_class, source, origin, mask_status, representatives, leaks)
+    for r in recs:
+        if as_json:
+            click.echo(json.dumps(store.describe(r), sort_keys=True))
+        else:
+            click.echo(f"{r.id[:12]}  {r.anomaly_class:<10} {r.mask_status:<12} {r.origin:<18} {r.width}x{r.height}  {r.origin_label}")
+
+
+@click.command()
+@click.argument("sample_id")
+def info(sample_id: str) -> None:
+    """Everything about one sample (id or a unique id prefix), and its change log.
+
+    \b
+    Example:
+      daad info 3fa1c2
+    """
+    from daad.catalog import Catalog
+    from daad.media_store import MediaStore
+
+    catalog = Catalog()
+    rec = catalog.get(sample_id)
+    if rec is None:
+        raise click.ClickException(f"no sample with id or unique prefix {sample_id!r}")
+    click.echo(json.dumps(MediaStore(catalog.home).describe(rec), indent=2, sort_keys=True))
+    for ev in catalog.events(rec.id):
+        click.echo(f"{ev['at']}  {ev['who']}: {ev['field']} {ev['old']!r} -> {ev['new']!r}")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (status, ls, info):
+        group.add_command(cmd)

@@ -1,0 +1,136 @@
+"""Decoding and normalising images and masks, with the checks every source needs.
+
+Why here and not in each collector: a phone photo, a web download and a dataset file
+must end up identical in the store (same pixels -> same bytes -> same id), and all of
+them can be truncated, lie about their format, or be decompression bombs.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from daad.errors import BadImageError, BadMaskError
+from daad.settings import max_pixels
+
+try:  # HEIC/HEIF photos from phones, when the maintained reader is installed.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    HEIC_SUPPORTED = True
+except ImportError:  # pragma: no cover - depends on the optional extra
+    HEIC_SUPPORTED = False
+
+ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | (
+    {".heic", ".heif"} if HEIC_SUPPORTED else set()
+)
+
+
+def _open(src: ImageSource, name: str) -> Image.Image:
+    """Open lazily, refuse bombs before decoding, then decode fully (truncation shows here)."""
+    if isinstance(src, Image.Image):
+        return src
+    if isinstance(src, np.ndarray):
+        return Image.fromarray(src)
+    limit = max_pixels()
+    fp = io.BytesIO(src) if isinstance(src, bytes) else src
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+            try:
+                im = Image.open(fp)
+                if im.width * im.height > limit:
+                    raise BadImageError(name, f"{im.width}x{im.height} pixels exceeds the decompression-bomb limit of {limit} (DAAD_MAX_PIXELS)")
+                im.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(name, f"decompression bomb refused ({exc})") from None
+    except UnidentifiedImageError:
+        raise BadImageError(name, "not an image Pillow can identify") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(name, f"cannot decode ({exc})") from None
+    return im
+
+
+def load_image(src: ImageSource, name: str | None = None) -> Image.Image:
+    """Decode an image and normalise it to what DAAD stores.
+
+    EXIF orientation is applied to the pixels (a phone photo shows upright), then every
+    piece of metadata is dropped by rebuilding the image from its pixels: phones put the
+    owner's GPS position in EXIF/XMP. The result is RGB, or L for grey images (16-bit
+    and palette images are converted so that every consumer can read them).
+    """
+    label = name or (str(src) if isinstance(src, (str, Path)) else "<image>")
+    im = _open(src, label)
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception as exc:  # a broken EXIF block must not lose the picture
+        raise BadImageError(label, f"unreadable EXIF orientation ({exc})") from None
+    if im.mode not in ("RGB", "L"):
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            hi = arr.max() or 1.0
+            im = Image.fromarray((arr * (255.0 / hi)).round().astype(np.uint8), "L")
+        else:
+            im = im.convert("RGB")
+    clean = Image.frombytes(im.mode, im.size, im.tobytes())
+    return clean
+
+
+def load_mask(
+    src: ImageSource,
+    size: tuple[int, int],
+    name: str | None = None,
+    binarize: bool = False,
+    threshold: int = 128,
+) -> Image.Image:
+    """Decode a mask and return it as single-channel 0/255 of exactly `size` (width, height).
+
+    `binarize=False` is for masks people drew: anything but two levels is an error, since
+    a grey mask usually means a wrong file (a photo, an anti-aliased export). Dataset
+    adapters whose publishers ship grey masks (Magnetic Tile, MVTec 3D-AD) pass
+    `binarize=True`, and values >= `threshold` become 255 (or > 0 when threshold is 0).
+    """
+    label = name or (str(src) if isinstance(src, (str, Path)) else "<mask>")
+    try:
+        im = _open(src, label)
+    except BadImageError as exc:
+        raise BadMaskError(label, exc.reason) from None
+    if im.size != tuple(size):
+        raise BadMaskError(label, f"mask is {im.size[0]}x{im.size[1]} but its image is {size[0]}x{size[1]}")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        arr = np.asarray(im.convert("RGBA"))
+        alpha = arr[..., 3]
+        grey = arr[..., :3].max(axis=2) if alpha.min() == 255 else alpha
+    elif im.mode == "1":
+        grey = np.asarray(im, dtype=np.uint8) * 255
+    elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(im, dtype=np.int64)
+    else:
+        grey = np.asarray(im.convert("RGB")).max(axis=2) if im.mode != "L" else np.asarray(im)
+    if binarize:
+        out = grey > 0 if threshold <= 0 else grey >= threshold
+    else:
+        levels = np.unique(grey)
+        if len(levels) > 2 or (len(levels) == 2 and levels[0] != 0):
+            raise BadMaskError(label, f"mask is not binary ({len(levels)} grey levels, e.g. {levels[:4].tolist()}); expected 0 and one foreground value")
+        out = grey > 0
+    return Image.fromarray(out.astype(np.uint8) * 255, "L")
+
+
+def encode_png(im: Image.Image) -> bytes:
+    """Encode deterministically and without metadata: the same pixels give the same bytes."""
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=6, optimize=False)
+    return buf.getvalue()

@@ -1,0 +1,159 @@
+"""The one path from a collector's items into the store and the catalog.
+
+Collectors are readers: they yield `Item`s (or `Skip`s for things they recognise but
+must not collect). `ingest` normalises, stores and catalogs each item, one at a time
+and each in its own transaction, so an interrupted run keeps everything finished so
+far and a re-run only does what is left. Bad items are reported and skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Union
+
+from tqdm import tqdm
+
+from daad import taxonomy
+from daad.catalog import Catalog
+from daad.errors import BadItemError
+from daad.images import ImageSource
+from daad.media_store import MediaStore
+from daad.record import Record
+
+
+@dataclass
+class Item:
+    """One anomaly image a collector found, with everything the record needs."""
+
+    image: ImageSource
+    name: str  # how reports name it: a path or a URL
+    source: str
+    origin: str
+    anomaly_class: str = taxonomy.UNASSIGNED
+    mask: ImageSource | None = None
+    mask_status: str = taxonomy.GROUND_TRUTH  # what a given mask is; ignored without a mask
+    mask_binarize: bool = False
+    mask_threshold: int = 128
+    origin_label: str = ""
+    origin_ref: str = ""
+    license: str = ""
+    attribution: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Skip:
+    """Something a collector recognised and deliberately does not collect (and why)."""
+
+    name: str
+    reason: str
+    label: str = ""
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # added | existing | mask_added | skipped | bad
+    sample_id: str | None = None
+    reason: str = ""
+    anomaly_class: str = ""
+
+
+@dataclass
+class CollectReport:
+    """What a collect did, per item and per class: the thing to print at the end."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def add(self, o: Outcome) -> None:
+        self.outcomes.append(o)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def added(self) -> list[str]:
+        return [o.sample_id for o in self.outcomes if o.status == "added" and o.sample_id]
+
+    @property
+    def bad(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "bad"]
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "skipped"]
+
+    def by_class(self) -> dict[str, Counter]:
+        table: dict[str, Counter] = defaultdict(Counter)
+        for o in self.outcomes:
+            table[o.anomaly_class or "-"][o.status] += 1
+        return dict(table)
+
+    def summary(self) -> str:
+        """A table (class x outcome) followed by one line per bad or skipped item."""
+        cols = ["added", "existing", "mask_added", "skipped", "bad"]
+        rows = self.by_class()
+        width = max([len("class")] + [len(k) for k in rows])
+        lines = ["  ".join(["class".ljust(width)] + [c.rjust(10) for c in cols])]
+        for cls in sorted(rows):
+            lines.append("  ".join([cls.ljust(width)] + [str(rows[cls][c]).rjust(10) for c in cols]))
+        total = Counter(o.status for o in self.outcomes)
+        lines.append("  ".join(["total".ljust(width)] + [str(total[c]).rjust(10) for c in cols]))
+        for o in self.outcomes:
+            if o.status in ("bad", "skipped"):
+                lines.append(f"{o.status}: {o.name}: {o.reason}")
+        return "\n".join(lines)
+
+
+def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
+    """Store and catalog one item; raises BadItemError for an unusable image or mask."""
+    sample_id, im = store.put_image(item.image, item.name)
+    mask_sha = None
+    if item.mask is not None:
+        mask_sha = store.put_mask(item.mask, im.size, f"{item.name} (mask)", item.mask_binarize, item.mask_threshold)
+    existing = catalog.get(sample_id) if sample_id in catalog else None
+    if existing is not None:
+        if existing.mask_sha is None and mask_sha is not None:
+            catalog.update(sample_id, who=f"collect:{item.origin}", mask_sha=mask_sha, mask_status=item.mask_status)
+            return Outcome(item.name, "mask_added", sample_id, anomaly_class=existing.anomaly_class)
+        return Outcome(item.name, "existing", sample_id, anomaly_class=existing.anomaly_class)
+    rec = Record(
+        id=sample_id,
+        width=im.width,
+        height=im.height,
+        source=item.source,
+        origin=item.origin,
+        anomaly_class=item.anomaly_class,
+        mask_sha=mask_sha,
+        mask_status=item.mask_status if mask_sha else taxonomy.MISSING,
+        origin_label=item.origin_label,
+        origin_ref=item.origin_ref or item.name,
+        license=item.license,
+        attribution=item.attribution,
+        meta=item.meta,
+    )
+    status = "added" if catalog.add(rec) else "existing"  # another process may have won the race
+    return Outcome(item.name, status, sample_id, anomaly_class=rec.anomaly_class)
+
+
+def ingest(
+    items: Iterable[Union[Item, Skip]],
+    catalog: Catalog,
+    store: MediaStore,
+    progress: bool = True,
+    total: int | None = None,
+    desc: str = "collect",
+) -> CollectReport:
+    """Ingest every item, reporting and skipping bad ones; never stops the batch for one item."""
+    report = CollectReport()
+    bar: Iterator = tqdm(items, total=total, desc=desc, unit="img", disable=not progress)
+    for item in bar:
+        if isinstance(item, Skip):
+            report.add(Outcome(item.name, "skipped", reason=item.reason, anomaly_class=item.label or "-"))
+            continue
+        try:
+            report.add(ingest_one(item, catalog, store))
+        except BadItemError as exc:
+            report.add(Outcome(item.name, "bad", reason=exc.reason, anomaly_class=item.anomaly_class))
+    return report

@@ -1,0 +1,1 @@
+"""What DAAD is for: CAI (training-free injection) and CDM (diffusion), installed as `daad.synthesis`."""

@@ -1,0 +1,1 @@
+"""CDM: CAI-guided diffusion mechanism (paper Sec. 3.3)."""
