@@ -55,7 +55,7 @@ def _open(src: ImageSource, name: str) -> Image.Image:
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(name, f"decompression bomb refused ({exc})") from None
+        raise BadImageError(name, f"image exceeds the decompression-bomb limit of {limit} pixels (DAAD_MAX_PIXELS): {exc}") from None
     except UnidentifiedImageError:
         raise BadImageError(name, "not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 
 from tqdm import tqdm
@@ -17,7 +18,7 @@ from tqdm import tqdm
 from daad import taxonomy
 from daad.catalog import Catalog
 from daad.errors import BadItemError
-from daad.images import ImageSource
+from daad.images import ImageSource, load_image, load_mask
 from daad.media_store import MediaStore
 from daad.record import Record
 
@@ -108,10 +109,14 @@ class CollectReport:
 
 def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
     """Store and catalog one item; raises BadItemError for an unusable image or mask."""
-    sample_id, im = store.put_image(item.image, item.name)
-    mask_sha = None
+    # Check image and mask both before storing either: a bad mask must not leave an orphan image.
+    im = load_image(item.image, item.name)
+    mask = None
     if item.mask is not None:
-        mask_sha = store.put_mask(item.mask, im.size, f"{item.name} (mask)", item.mask_binarize, item.mask_threshold)
+        mask_name = str(item.mask) if isinstance(item.mask, (str, Path)) else f"{item.name} (mask)"
+        mask = load_mask(item.mask, im.size, mask_name, item.mask_binarize, item.mask_threshold)
+    sample_id, im = store.put_image(im, item.name)
+    mask_sha = store.put_mask(mask, im.size) if mask is not None else None
     existing = catalog.get(sample_id) if sample_id in catalog else None
     if existing is not None:
         if existing.mask_sha is None and mask_sha is not None:
@@ -155,5 +160,5 @@ def ingest(
         try:
             report.add(ingest_one(item, catalog, store))
         except BadItemError as exc:
-            report.add(Outcome(item.name, "bad", reason=exc.reason, anomaly_class=item.anomaly_class))
+            report.add(Outcome(exc.item, "bad", reason=exc.reason, anomaly_class=item.anomaly_class))
     return report

@@ -1,0 +1,194 @@
+"""A curator's session with their own photos: collect, look, collect again, survive a kill."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from daad import taxonomy
+from daad.catalog import Catalog
+from daad.collectors.photos import collect_photos
+from daad.media_store import MediaStore
+
+
+def _daad(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daad", *args], capture_output=True, text=True, env=env or os.environ.copy(), check=True)
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path, shared_data: Path) -> Path:
+    """Real images laid out the way a curator would: class folders, masks beside, junk too."""
+    root = tmp_path / "defect-photos"
+    crack, scratch, other = root / "crack", root / "scratch", root / "misc"
+    for d in (crack, scratch, other):
+        d.mkdir(parents=True)
+    mv = shared_data / "mvtec_ad" / "capsule"
+    shutil.copy(mv / "test/crack/001.png", crack / "capsule_crack.png")
+    shutil.copy(mv / "ground_truth/crack/001_mask.png", crack / "capsule_crack_mask.png")
+    shutil.copy(mv / "test/scratch/002.png", scratch / "capsule_scratch.png")
+    (root / "masks" / "scratch").mkdir(parents=True)
+    shutil.copy(mv / "ground_truth/scratch/002_mask.png", root / "masks/scratch/capsule_scratch.png")
+
+    # A phone photo: stored sideways with EXIF orientation 6 and a GPS position.
+    road = Image.open(shared_data / "crackforest/image/001.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    exif[0x010F] = "PhoneMaker"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 8.0, 30.0), "E", (11.0, 34.0, 5.0)
+    road.save(crack / "IMG_0001.jpg", exif=exif, quality=95)
+
+    shutil.copy(shared_data / "crackforest/image/002.jpg", other / "road.jpg")
+    data = (shared_data / "crackforest/image/003.jpg").read_bytes()
+    (other / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (other / "notes.txt").write_text("taken on the night shift")
+    (other / "fake.png").write_text("<html>not an image</html>")
+    return root
+
+
+def test_collect_photos_session(photo_folder: Path, catalog: Catalog, store: MediaStore, shared_data: Path) -> None:
+    report = collect_photos(photo_folder, catalog, store, license="CC-BY-4.0", attribution="ACME QA", progress=False)
+
+    assert report.count("added") == 4
+    bad = {Path(o.name).name: o.reason for o in report.bad}
+    assert set(bad) == {"truncated.jpg", "fake.png"}
+    assert any(Path(o.name).name == "notes.txt" for o in report.skipped)
+    assert "truncated.jpg" in report.summary() and "fake.png" in report.summary()
+
+    by_ref = {r.origin_ref: r for r in catalog}
+    assert by_ref["crack/capsule_crack.png"].anomaly_class == "crack"
+    assert by_ref["crack/capsule_crack.png"].mask_status == taxonomy.ANNOTATED
+    assert by_ref["scratch/capsule_scratch.png"].mask_status == taxonomy.ANNOTATED  # masks/ mirror
+    assert by_ref["misc/road.jpg"].anomaly_class == taxonomy.UNASSIGNED
+    assert by_ref["misc/road.jpg"].mask_status == taxonomy.MISSING
+    assert all(r.license == "CC-BY-4.0" and r.attribution == "ACME QA" for r in catalog)
+
+    # Orientation applied, every byte of metadata gone.
+    phone = by_ref["crack/IMG_0001.jpg"]
+    assert (phone.width, phone.height) == (320, 480)
+    stored_path = store.image_path(phone.id)
+    stored = Image.open(stored_path)
+    assert not stored.getexif() and "exif" not in stored.info and "xmp" not in stored.info
+    raw = stored_path.read_bytes()
+    assert b"Exif" not in raw and b"PhoneMaker" not in raw
+    upright = np.rot90(np.asarray(Image.open(photo_folder / "crack/IMG_0001.jpg")), k=-1)
+    assert np.array_equal(np.asarray(stored), upright)
+
+    # Masks: single channel, 0/255, the image's size, identical to the ground truth.
+    rec = by_ref["crack/capsule_crack.png"]
+    mask = Image.open(store.mask_path(rec.mask_sha))
+    assert mask.mode == "L" and mask.size == (rec.width, rec.height)
+    gt = np.asarray(Image.open(shared_data / "mvtec_ad/capsule/ground_truth/crack/001_mask.png").convert("L")) > 0
+    assert set(np.unique(np.asarray(mask))) <= {0, 255}
+    assert np.array_equal(np.asarray(mask) > 0, gt)
+    # Content addressing: the id is the hash of the stored bytes.
+    assert hashlib.sha256(stored_path.read_bytes()).hexdigest() == phone.id
+
+    again = collect_photos(photo_folder, catalog, store, license="CC-BY-4.0", attribution="ACME QA", progress=False)
+    assert again.count("added") == 0 and again.count("existing") == 4
+    assert len(catalog) == 4
+
+    counts = catalog.counts()
+    assert counts[("crack", "photograph")] == {"samples": 2, "with_mask": 1}
+    assert counts[("scratch", "photograph")] == {"samples": 1, "with_mask": 1}
+    assert counts[("unassigned", "photograph")] == {"samples": 1, "with_mask": 0}
+
+
+def test_cli_status_ls_info_in_new_processes(photo_folder: Path, daad_home: Path, tmp_path: Path) -> None:
+    out = _daad("collect", "photos", str(photo_folder), "--license", "CC0-1.0", "--quiet").stdout
+    assert "total" in out and "fake.png" in out
+
+    status = _daad("status", "--plot", str(tmp_path / "status.png")).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in status.splitlines()[2:]}
+    # columns: online_search photograph existing_dataset total masks "no mask"
+    assert rows["crack"] == ["0", "2", "0", "2", "1", "1"]
+    assert rows["total"] == ["0", "4", "0", "4", "2", "2"]
+    assert Image.open(tmp_path / "status.png").size[0] > 100
+
+    lines = _daad("ls", "--json").stdout.splitlines()
+    recs = [json.loads(l) for l in lines]
+    assert len(recs) == 4
+    for r in recs:
+        assert Path(r["image_path"]).is_file() and Path(r["image_path"]).is_absolute()
+        assert (r["mask_path"] is None) == (r["mask_status"] == "missing")
+        assert {"id", "anomaly_class", "source", "origin", "license", "phash", "leaks", "duplicate_of"} <= set(r)
+    cracks = _daad("ls", "--class", "crack", "--mask-status", "annotated", "--json").stdout.splitlines()
+    assert len(cracks) == 1
+
+    info = _daad("info", recs[0]["id"][:10]).stdout
+    assert recs[0]["id"] in info
+
+
+def test_masks_of_wrong_size_or_not_binary_are_named(tmp_path: Path, shared_data: Path, catalog: Catalog, store: MediaStore) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    src = shared_data / "mvtec_ad/bottle/test/contamination/005.png"
+    shutil.copy(src, root / "a.png")
+    Image.new("L", (10, 10), 255).save(root / "a_mask.png")
+    shutil.copy(shared_data / "mvtec_ad/bottle/test/contamination/009.png", root / "b.png")
+    shutil.copy(src, root / "b_mask.png")  # a photo, not a mask
+    report = collect_photos(root, catalog, store, progress=False)
+    reasons = {Path(o.name).name: o.reason for o in report.bad}
+    assert "10x10 but its image is 900x900" in reasons["a_mask.png"]
+    assert "not binary" in reasons["b_mask.png"]
+    assert len(catalog) == 0
+    assert not (catalog.home / "media").exists(), "nothing stored for items whose mask is bad"
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path, catalog: Catalog, store: MediaStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    Image.new("RGB", (2000, 2000)).save(root / "big.png")
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(root / "small.png")
+    monkeypatch.setenv("DAAD_MAX_PIXELS", "1000000")
+    report = collect_photos(root, catalog, store, progress=False)
+    assert report.count("added") == 1
+    assert "decompression-bomb" in report.bad[0].reason and report.bad[0].name.endswith("big.png")
+
+
+def _unique_images(src: Path, dst: Path, n: int) -> None:
+    base = np.asarray(Image.open(src).convert("RGB"))
+    dst.mkdir(parents=True)
+    for i in range(n):
+        arr = base.copy()
+        arr[0, 0] = (i % 256, i // 256, 7)
+        Image.fromarray(arr).save(dst / f"{i:03d}.png", compress_level=1)
+
+
+def test_sigkill_halfway_then_rerun(tmp_path: Path, daad_home: Path, shared_data: Path) -> None:
+    folder = tmp_path / "many" / "hole"
+    _unique_images(shared_data / "mvtec_ad/bottle/test/good/001.png", folder, 40)
+    proc = subprocess.Popen([sys.executable, "-m", "daad", "collect", "photos", str(folder.parent), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    catalog = Catalog(daad_home)  # a concurrent reader while the collect writes
+    deadline = time.time() + 120
+    while time.time() < deadline and len(catalog) < 5:
+        time.sleep(0.05)
+    n_before = len(catalog)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 5 <= n_before < 40, "the collect should have been killed halfway"
+
+    reopened = Catalog(daad_home)
+    assert len(reopened) >= n_before
+    store = MediaStore(daad_home)
+    for path in (daad_home / "media").rglob("*.png"):
+        if not path.name.startswith(".tmp-"):
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem, f"half-written {path}"
+    for rec in reopened:
+        assert store.image_path(rec.id).is_file()
+
+    out = _daad("collect", "photos", str(folder.parent), "--quiet").stdout
+    assert len(Catalog(daad_home)) == 40
+    assert not list((daad_home / "media").rglob(".tmp-*")), "a completed run leaves no temp files"
+    assert "total" in out
