@@ -192,3 +192,15 @@ def test_sigkill_halfway_then_rerun(tmp_path: Path, daad_home: Path, shared_data
     assert len(Catalog(daad_home)) == 40
     assert not list((daad_home / "media").rglob(".tmp-*")), "a completed run leaves no temp files"
     assert "total" in out
+
+
+def test_heic_phone_photo(tmp_path: Path, shared_data: Path, catalog: Catalog, store: MediaStore) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC needs the heic extra (pillow-heif)")
+    pillow_heif.register_heif_opener()
+    root = tmp_path / "phone" / "pits"
+    root.mkdir(parents=True)
+    Image.open(shared_data / "crackforest/image/004.jpg").save(root / "IMG_0042.heic", quality=90)
+    report = collect_photos(root.parent, catalog, store, progress=False)
+    assert report.count("added") == 1
+    (rec,) = catalog.find()
+    assert rec.anomaly_class == "pits" and (rec.width, rec.height) == (480, 320)
