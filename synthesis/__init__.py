@@ -1,1 +1,21 @@
-"""What DAAD is for: CAI (training-free injection) and CDM (diffusion), installed as `daad.synthesis`."""
+"""What DAAD is for: CAI (training-free injection) and CDM (diffusion), installed as `daad.synthesis`.
+
+`from daad.synthesis import CAI` works; the import is lazy, so `import daad.synthesis`
+stays light (OpenCV and SciPy load on first use of CAI).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {"CAI": "daad.synthesis.cai", "Injection": "daad.synthesis.cai", "Pattern": "daad.synthesis.cai"}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'daad.synthesis' has no attribute {name!r}")

@@ -14,7 +14,12 @@ import click
 
 COMMAND_MODULES = [
     "daad.cli.collect",
+    "daad.cli.collect_dataset",
     "daad.cli.catalog_view",
+    "daad.cli.review",
+    "daad.cli.publish",
+    "daad.cli.cdm",
+    "daad.cli.synthesize",
 ]
 
 

@@ -1,0 +1,83 @@
+"""BTAD, the beanTech Anomaly Detection dataset (Mishra et al., ISIE 2021).
+
+Publisher's layout (http://avires.dimi.uniud.it/papers/btad/btad.zip, which extracts to
+`BTech_Dataset_transformed/`), one folder per product:
+
+    01/train/ok/NNNN.bmp            normal training images (product 02: .png)
+    01/test/ok/NNNN.bmp             normal test images
+    01/test/ko/NNNN.bmp             anomalous test images
+    01/ground_truth/ko/NNNN.png     their masks (product 03: .bmp)
+
+Products 01, 02, 03. BTAD names no defect types, so the source label is `<product>/ko`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Union
+
+from daad.ingest import Item, Skip
+
+from .base import DatasetAdapter, Download, Mapping, image_files
+
+PRODUCTS = ("01", "02", "03")
+
+
+class BTAD(DatasetAdapter):
+    name = "btad"
+    title = "BTAD"
+    license = "terms:btad"
+    attribution = "BTAD, beanTech srl and University of Udine (Mishra et al., ISIE 2021); research use with citation (no licence file published with the archive)"
+    citation_key = "mishra2021vt"
+    citation = (
+        "Pankaj Mishra, Riccardo Verk, Daniele Fornasier, Claudio Piciarelli, Gian Luca Foresti. VT-ADL: "
+        "A Vision Transformer Network for Image Anomaly Detection and Localization. ISIE 2021."
+    )
+    homepage = "http://avires.dimi.uniud.it/papers/btad/btad.zip"
+    layout = "BTAD's layout <product>/test/ko/NNNN.bmp|png with masks <product>/ground_truth/ko/NNNN.png|bmp (products 01, 02, 03)"
+    downloads = (
+        Download(
+            url="https://avires.dimi.uniud.it/papers/btad/btad.zip",
+            filename="btad.zip",
+            sha256="461c9387e515bfed41ecaae07c50cf6b10def647b36c9e31d239ab2736b10d2a",  # as pinned by anomalib
+        ),
+    )
+
+    def _products(self, root: Path) -> list[Path]:
+        return [root / p for p in PRODUCTS if (root / p).is_dir()]
+
+    def check_layout(self, root: Union[str, Path]) -> None:
+        root = self.require_dir(root)
+        products = self._products(root)
+        if not products:
+            found = sorted(p.name for p in root.iterdir() if p.is_dir())
+            raise self.layout_error(root, f"none of the product folders 01, 02, 03 is here; folders found: {', '.join(found[:10]) or 'none'}")
+        for p in products:
+            if not (p / "test").is_dir():
+                raise self.layout_error(root, f"{p.name}/test/ is missing (half-extracted archive?)")
+            if (p / "test" / "ko").is_dir() and not (p / "ground_truth" / "ko").is_dir():
+                raise self.layout_error(root, f"{p.name}/ground_truth/ko/ (the masks) is missing (half-extracted archive?)")
+
+    def _mask(self, product: Path, image: Path) -> Path:
+        gt = product / "ground_truth" / "ko"
+        for suffix in (".png", ".bmp"):
+            if (gt / f"{image.stem}{suffix}").exists():
+                return gt / f"{image.stem}{suffix}"
+        return gt / f"{image.stem}.png"  # absent: ingest names it as a bad item
+
+    def iter_items(self, root: Union[str, Path], mapping: Mapping | None = None) -> Iterator[Union[Item, Skip]]:
+        root = Path(root).expanduser()
+        self.check_layout(root)
+        mapping = self.mapping() if mapping is None else mapping
+        for product in self._products(root):
+            for image in image_files(product / "test" / "ko"):
+                yield self.item(root, image, self._mask(product, image), f"{product.name}/ko", mapping, "test")
+
+    def iter_all_images(self, root: Union[str, Path]) -> Iterator[tuple[str, Path]]:
+        root = Path(root).expanduser()
+        self.check_layout(root)
+        for product in self._products(root):
+            for split in ("train", "test"):
+                for kind in ("ok", "ko"):
+                    for image in image_files(product / split / kind):
+                        yield self.rel(root, image), image

@@ -1,0 +1,105 @@
+"""`daad synthesize`: CAI pseudo anomalies for a folder of normal images (a thin layer over `daad.synthesis.cai`)."""
+
+from __future__ import annotations
+
+import click
+
+from daad import taxonomy
+
+MODES = ("normal", "mixed")
+FOREGROUNDS = ("auto", "rembg", "otsu", "full")
+
+
+def split_quota(per_image: int) -> tuple[int, int, int]:
+    """N_l/N_m/N_s for `per_image` outputs in the paper's 4:3:3 ratio (10 -> 4/3/3)."""
+    n_large = round(per_image * 0.4)
+    n_medium = round(per_image * 0.3)
+    return n_large, n_medium, per_image - n_large - n_medium
+
+
+def _parse_split(text: str) -> tuple[int, int, int]:
+    parts = text.replace("/", ",").replace(":", ",").split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected three counts L,M,S such as 4,3,3") from None
+    if len(values) != 3 or min(values) < 0 or sum(values) == 0:
+        raise click.BadParameter(f"{text!r}: expected three non-negative counts L,M,S with a positive sum")
+    return values  # type: ignore[return-value]
+
+
+def _parse_classes(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    try:
+        return [taxonomy.check_class(c) for c in text.split(",") if c.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("synthesize")
+@click.option("--dataset", required=True, help="Published DAAD: a `daad publish` output folder (or one vX.Y.Z in it) or a Hub repo id.")
+@click.option("--exclude", default=None, help="Evaluation dataset to keep out (reads config exclude_<name>; refuses if it is missing). Without it: config full.")
+@click.option("--targets", required=True, type=click.Path(exists=True), help="Folder of normal target images (searched recursively) or one image.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (anomalib Folder layout).")
+@click.option("--per-image", default=10, show_default=True, type=click.IntRange(min=1), help="Pseudo anomalies per target, split large/medium/small 4:3:3.")
+@click.option("--split", "split", default=None, help="Explicit large,medium,small counts per target, e.g. 6,2,2 (overrides --per-image).")
+@click.option("--mode", default="normal", show_default=True, type=click.Choice(MODES), help="Poisson editing mode: normal (CAI-N) or mixed (CAI-M).")
+@click.option("--classes", default=None, help="Only these anomaly classes, comma-separated, e.g. crack,scratch.")
+@click.option("--foreground", default="auto", show_default=True, type=click.Choice(FOREGROUNDS), help="Foreground m(I): auto picks per image and says which.")
+@click.option("--rembg-model", type=click.Path(exists=True, dir_okay=False), default=None, help="Local rembg ONNX model (e.g. u2net.onnx); used by rembg and by auto.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Targets are resized to SIZE x SIZE.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same inputs -> bit-identical output.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")
+@click.option("--threshold", default=None, type=click.IntRange(0, 254), help="T of Eq. 4 in grey levels (default 4, measured on real data: see daad.synthesis.cai.cai).")
+@click.option("--mixed-rule", default="perez", show_default=True, type=click.Choice(("perez", "opencv")), help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, per_image: int, split: str | None, mode: str,
+               classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int,
+               threshold: int | None, mixed_rule: str, quiet: bool) -> None:
+    """Inject real DAAD anomalies into normal images by CAI (paper Sec. 3.1).
+
+    \b
+    Writes OUT/abnormal/*.png, OUT/mask/*.png (same names), OUT/normal/*.png,
+    OUT/manifest.jsonl (provenance per image) and OUT/preview.png.
+    Examples:
+      daad synthesize --dataset ./daad-release --exclude mvtec_ad --targets mvtec/bottle/train/good --out cai-bottle
+      daad synthesize --dataset ./daad-release/v1.0.0 --exclude mvtec_ad --targets good/ --out cai-m --mode mixed --workers 2
+      daad synthesize --dataset <org>/daad --exclude visa --targets pcb1/ --out cai-pcb --classes crack,scratch --split 6,2,2
+    """
+    from daad.errors import DaadError
+    from daad.synthesis.cai.cai import CAI, DEFAULT_THRESHOLD
+    from daad.synthesis.cai.output import find_targets, run
+    from daad.synthesis.cai.patterns import PublishedPool, load_published
+
+    quota = _parse_split(split) if split else split_quota(per_image)
+    wanted = _parse_classes(classes)
+    if quiet:
+        import datasets
+
+        datasets.disable_progress_bars()
+    if not exclude:
+        click.echo("note: no --exclude: using config 'full' (pass --exclude <evaluation dataset> to keep it out)", err=True)
+    try:
+        ds, config, path = load_published(dataset, exclude, wanted)
+        target_list = find_targets(targets)
+    except DaadError as exc:
+        raise click.ClickException(str(exc)) from None
+    if len(ds) == 0:
+        raise click.ClickException(f"{dataset} [{config}]: no samples" + (f" of class {', '.join(wanted)}" if wanted else ""))
+    click.echo(f"DAAD {path} [{config}]: {len(ds)} anomalies; {len(target_list)} targets; "
+               f"{sum(quota)} per target ({quota[0]}/{quota[1]}/{quota[2]} large/medium/small), mode {mode}, seed {seed}")
+    pool = PublishedPool(ds, progress=not quiet)
+    try:
+        cai = CAI(pool, mode=mode, quota=quota, foreground=foreground, rembg_model=rembg_model, size=size,
+                  threshold=DEFAULT_THRESHOLD if threshold is None else threshold, seed=seed, mixed_rule=mixed_rule)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    report = run(cai, target_list, out_dir, workers=workers, progress=not quiet)
+    click.echo(report.summary())
+    if report.images == 0:
+        raise click.ClickException("no pseudo anomaly was written")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(synthesize)

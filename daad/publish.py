@@ -1,0 +1,740 @@
+"""`daad publish`: write one version of DAAD as a script-free Hugging Face dataset folder.
+
+Why this shape. Downstream users call `load_dataset("<org>/daad", "exclude_mvtec_ad",
+revision="v1.2.0")` (or the same on a local folder) and must never see an image that
+leaks the dataset they evaluate on. Hub YAML configs can only *list* data files, never
+subtract them, so rows are sharded by **leak group** (the set of evaluation datasets a row
+leaks: its origin when it comes from one, plus its `leaks`), one folder per group:
+
+    <out>/v1.2.0/                       one folder per version = one Hub commit + tag v1.2.0
+      README.md                         card: YAML configs + dataset_info, tables, licences, changelog
+      manifest.json                     id -> content hash (image+mask), mask sha, class, licence, group
+      CHANGELOG.md                      this version's changes, then every earlier version's
+      data/no_leak/train-00000-of-00001.parquet
+      data/leaks-mvtec_ad/train-00000-of-00002.parquet
+      data/leaks-mvtec_ad+visa/...
+
+`full` lists every group folder; `exclude_<x>` lists the folders whose group lacks x.
+No image is stored twice. `datasets` cannot load a config with no rows, so when every
+published row leaks x, `exclude_<x>` is left out and the card and manifest say so.
+
+A version folder is written under a temporary name and renamed into place at the end,
+so a killed publish leaves no half version; an existing version is never overwritten.
+Rows keep catalog order (oldest first), so new samples mostly land in the last shard of
+their group, and shards use parquet content-defined chunking (as `datasets` does), so
+unchanged rows give identical data pages that the Hub's Xet storage does not store twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from tqdm import tqdm
+
+from daad import licenses, taxonomy
+from daad.catalog import Catalog
+from daad.dataset_card import CardInputs, SourceCard, gating, hub_license, load_source_card, render_card, size_category
+from daad.errors import DaadError
+from daad.media_store import MediaStore
+from daad.record import Record
+
+DEFAULT_SHARD_BYTES = 500 * 1000 * 1000  # the Hub's recommendation for parquet shards
+ROWS_PER_ROW_GROUP = 100  # what `datasets` uses for image datasets: the viewer pages by row group
+ROW_GROUP_BYTES = 100 * 1000 * 1000  # ... and at most this much image data per row group (big photos)
+CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}  # as `datasets` writes
+NO_LEAK = "no_leak"
+SPLIT = "train"
+CHANGELOG_TITLE = "# DAAD changelog"
+
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+# Why a catalog row is not published, in the order they are checked (a row counts under its first).
+R_DUPLICATE = "near-duplicate of a kept representative"
+R_UNASSIGNED = "no anomaly class (unassigned)"
+R_MASK_MISSING = "no mask"
+R_MASK_PROPOSED = "mask only proposed, not reviewed"
+R_MEDIA = "image or mask file missing from the media store"
+
+
+class PublishError(DaadError):
+    """A publish that cannot go ahead (bad version, existing version, unreadable manifest)."""
+
+
+# -- versions ------------------------------------------------------------------------------
+def parse_version(version: str) -> tuple[int, int, int]:
+    """`1.2.0` or `v1.2.0` -> (1, 2, 0); anything else is an error naming the expected form."""
+    m = _SEMVER.match(version.strip())
+    if not m:
+        raise PublishError(f"version {version!r} is not a semantic version X.Y.Z (e.g. 1.0.0)")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def version_name(version: str | tuple[int, int, int]) -> str:
+    """The folder and git tag name of a version: `v1.2.0`."""
+    v = parse_version(version) if isinstance(version, str) else version
+    return "v{}.{}.{}".format(*v)
+
+
+def published_versions(out_dir: Path | str) -> list[tuple[tuple[int, int, int], Path]]:
+    """Complete versions under `out_dir` (folders `vX.Y.Z` with a manifest), oldest first."""
+    out = Path(out_dir)
+    found = []
+    if out.is_dir():
+        for p in out.iterdir():
+            m = _SEMVER.match(p.name)
+            if m and p.name.startswith("v") and (p / "manifest.json").is_file():
+                found.append(((int(m.group(1)), int(m.group(2)), int(m.group(3))), p))
+    return sorted(found)
+
+
+def published_folder(out_dir: Path | str, version: str | None = None) -> Path:
+    """The folder `datasets.load_dataset(folder, config)` reads: a given version or the newest.
+
+    Accepts the version folder itself too, so callers can pass whatever a user typed.
+    """
+    out = Path(out_dir)
+    if (out / "README.md").is_file() and (out / "manifest.json").is_file():
+        return out
+    if version is not None:
+        p = out / version_name(version)
+        if not (p / "manifest.json").is_file():
+            raise PublishError(f"{out}: no published version {version_name(version)}")
+        return p
+    versions = published_versions(out)
+    if not versions:
+        raise PublishError(f"{out}: no published DAAD version (expected folders like v1.0.0 written by `daad publish`)")
+    return versions[-1][1]
+
+
+# -- what gets published -------------------------------------------------------------------
+@dataclass
+class Selection:
+    """The rows to publish and, for every catalog row left out, why."""
+
+    records: list[Record]
+    excluded: Counter = field(default_factory=Counter)  # reason -> count
+    excluded_ids: dict[str, str] = field(default_factory=dict)  # id -> reason
+
+
+def exclusion_reason(rec: Record, store: MediaStore) -> str:
+    """Why `rec` cannot be published, or "" when it can."""
+    if rec.duplicate_of is not None:
+        return R_DUPLICATE
+    if rec.anomaly_class == taxonomy.UNASSIGNED:
+        return R_UNASSIGNED
+    if rec.mask_status not in (taxonomy.GROUND_TRUTH, taxonomy.ANNOTATED):
+        return R_MASK_MISSING if rec.mask_status == taxonomy.MISSING else R_MASK_PROPOSED
+    ok, why = licenses.publishable(rec.license)
+    if not ok:
+        return f"licence not redistributable: {why}"
+    if not store.image_path(rec.id).is_file() or not rec.mask_sha or not store.mask_path(rec.mask_sha).is_file():
+        return R_MEDIA
+    return ""
+
+
+def select(records: Iterable[Record], store: MediaStore) -> Selection:
+    sel = Selection(records=[])
+    for rec in records:
+        why = exclusion_reason(rec, store)
+        if why:
+            sel.excluded[why] += 1
+            sel.excluded_ids[rec.id] = why
+        else:
+            sel.records.append(rec)
+    return sel
+
+
+def config_name(dataset: str) -> str:
+    """`exclude_<dataset>` with the name reduced to what config names allow."""
+    return "exclude_" + re.sub(r"[^a-z0-9_]+", "_", dataset.lower()).strip("_")
+
+
+def leak_set(rec: Record) -> frozenset[str]:
+    """The evaluation datasets a row leaks: its origin when it is one, plus its `leaks`."""
+    own = {rec.origin} if rec.source == taxonomy.EXISTING_DATASET else set()
+    return frozenset(own | set(rec.leaks))
+
+
+def known_eval_datasets(records: Iterable[Record], catalog: Catalog | None = None) -> list[str]:
+    """Every evaluation dataset the catalog knows: dataset origins, any `leaks`, hashed eval sets.
+
+    Taken over the whole catalog (not only published rows) so the set of configs does not
+    change when a review excludes the last row of some dataset.
+    """
+    names: set[str] = set()
+    for rec in records:
+        names |= leak_set(rec)
+    if catalog is not None:
+        names |= set(catalog.eval_datasets())
+    return sorted(names)
+
+
+def group_folder(group: frozenset[str]) -> str:
+    """Folder name of a leak group: `no_leak`, `leaks-mvtec_ad`, `leaks-mvtec_ad+visa`."""
+    if not group:
+        return NO_LEAK
+    name = "leaks-" + "+".join(sorted(re.sub(r"[^A-Za-z0-9_.-]+", "_", g) for g in group))
+    if len(name) > 100:  # keep paths short; the manifest maps ids to groups anyway
+        name = "leaks-" + hashlib.sha1("+".join(sorted(group)).encode()).hexdigest()[:16]
+    return name
+
+
+# -- manifest and changelog ----------------------------------------------------------------
+def content_hash(image_sha: str, mask_sha: str | None) -> str:
+    """One hash over image and mask: it changes when either changes."""
+    return hashlib.sha256(f"{image_sha}:{mask_sha or ''}".encode()).hexdigest()
+
+
+def load_manifest(path: Path | str) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PublishError(f"{p}: cannot read manifest ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("samples"), dict):
+        raise PublishError(f"{p}: not a DAAD manifest (no 'samples' object)")
+    return data
+
+
+@dataclass
+class Changelog:
+    """What changed between two versions' manifests."""
+
+    previous: str | None
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    relabelled: list[tuple[str, str, str]] = field(default_factory=list)  # (id, old, new)
+    mask_changed: list[str] = field(default_factory=list)
+    license_changed: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.relabelled or self.mask_changed or self.license_changed)
+
+    def required_bump(self) -> str:
+        """The smallest semantic-version bump these changes call for.
+
+        Removing or relabelling samples, or changing their masks or licences, changes
+        what an existing training run would see: major. Only additions: minor. Nothing: patch.
+        """
+        if self.removed or self.relabelled or self.mask_changed or self.license_changed:
+            return "major"
+        return "minor" if self.added else "patch"
+
+    def markdown(self, version: str, date: str, new_classes: dict[str, str] | None = None) -> str:
+        """This version's changelog section (ids shortened to 12 characters, as `git` does)."""
+        head = f"### {version_name(version)} ({date})"
+        if self.previous is None:
+            return f"{head}\n\nFirst version: {len(self.added)} samples."
+        lines = [head, "", f"Compared with {self.previous}: {len(self.added)} added, {len(self.removed)} removed, "
+                 f"{len(self.relabelled)} relabelled, {len(self.mask_changed)} with a changed mask, "
+                 f"{len(self.license_changed)} with a changed licence."]
+
+        def block(title: str, items: list[str]) -> None:
+            if items:
+                shown = items[:50]
+                lines.extend(["", f"{title}:", *[f"- {s}" for s in shown]])
+                if len(items) > len(shown):
+                    lines.append(f"- ... and {len(items) - len(shown)} more (see manifest.json)")
+
+        nc = new_classes or {}
+        block("Added", [f"`{i[:12]}` ({nc.get(i, '?')})" for i in self.added])
+        block("Removed", [f"`{i[:12]}`" for i in self.removed])
+        block("Relabelled", [f"`{i[:12]}`: {a} -> {b}" for i, a, b in self.relabelled])
+        block("Mask changed", [f"`{i[:12]}`" for i in self.mask_changed])
+        block("Licence changed", [f"`{i[:12]}`: {a} -> {b}" for i, a, b in self.license_changed])
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "previous": self.previous,
+            "added": self.added,
+            "removed": self.removed,
+            "relabelled": [list(t) for t in self.relabelled],
+            "mask_changed": self.mask_changed,
+            "license_changed": [list(t) for t in self.license_changed],
+        }
+
+
+def diff_manifests(old: dict[str, Any] | None, new: dict[str, Any]) -> Changelog:
+    """Compare two manifests' samples (ids are content hashes of the image, so they are stable)."""
+    if old is None:
+        return Changelog(previous=None, added=sorted(new["samples"]))
+    a, b = old["samples"], new["samples"]
+    log = Changelog(previous=version_name(old["version"]) if old.get("version") else "the previous manifest")
+    log.added = sorted(set(b) - set(a))
+    log.removed = sorted(set(a) - set(b))
+    for sid in sorted(set(a) & set(b)):
+        o, n = a[sid], b[sid]
+        if o.get("class") != n.get("class"):
+            log.relabelled.append((sid, o.get("class", ""), n.get("class", "")))
+        if o.get("mask") != n.get("mask"):
+            log.mask_changed.append(sid)
+        if o.get("license") != n.get("license"):
+            log.license_changed.append((sid, o.get("license", ""), n.get("license", "")))
+    return log
+
+
+def _bump(old: tuple[int, int, int], new: tuple[int, int, int]) -> str:
+    if new[0] != old[0]:
+        return "major"
+    return "minor" if new[1] != old[1] else "patch"
+
+
+# -- rows and shards -----------------------------------------------------------------------
+def features():
+    """The published features, in the order of the issue and the card."""
+    from datasets import ClassLabel, Features, Image, Value
+
+    return Features(
+        {
+            "image": Image(),
+            "mask": Image(),
+            "anomaly_class": ClassLabel(names=list(taxonomy.CLASSES)),
+            "source": Value("string"),
+            "origin": Value("string"),
+            "origin_label": Value("string"),
+            "license": Value("string"),
+            "attribution": Value("string"),
+            "url": Value("string"),
+            "phash": Value("string"),
+            "id": Value("string"),
+            "width": Value("int32"),
+            "height": Value("int32"),
+        }
+    )
+
+
+_URL_META_KEYS = ("landing_url", "foreign_landing_url", "page_url", "source_url", "url")
+
+
+def row_url(rec: Record, card: SourceCard | None) -> str:
+    """Where the image can be seen: its page from the source, else the source's page, else ""."""
+    for k in _URL_META_KEYS:
+        v = rec.meta.get(k)
+        if isinstance(v, str) and v.startswith(("http://", "https://")):
+            return v
+    if rec.origin_ref.startswith(("http://", "https://")):
+        return rec.origin_ref
+    return card.url if card else ""
+
+
+def _phash_of(rec: Record, store: MediaStore) -> str:
+    """The record's pHash; computed with daad.hashing (imagehash-compatible) when dedupe has not run."""
+    if rec.phash:
+        return rec.phash
+    try:
+        from daad import hashing  # written by the dedupe work; optional until it lands
+    except ImportError:
+        return ""
+    fn = getattr(hashing, "phash", None)
+    if fn is None:
+        return ""
+    from PIL import Image as PILImage
+
+    with PILImage.open(store.image_path(rec.id)) as im:
+        value = fn(im)
+    return value if isinstance(value, str) else format(int(value), "016x")
+
+
+def _row(rec: Record, store: MediaStore, card: SourceCard | None) -> dict[str, Any]:
+    assert rec.mask_sha is not None
+    return {
+        "image": {"bytes": store.image_path(rec.id).read_bytes(), "path": None},
+        "mask": {"bytes": store.mask_path(rec.mask_sha).read_bytes(), "path": None},
+        "anomaly_class": taxonomy.CLASSES.index(rec.anomaly_class),
+        "source": rec.source,
+        "origin": rec.origin,
+        "origin_label": rec.origin_label,
+        "license": licenses.normalize(rec.license),
+        "attribution": rec.attribution,
+        "url": row_url(rec, card),
+        "phash": _phash_of(rec, store),
+        "id": rec.id,
+        "width": rec.width,
+        "height": rec.height,
+    }
+
+
+def plan_shards(records: list[Record], store: MediaStore, max_bytes: int) -> list[list[Record]]:
+    """Cut one group's rows into consecutive shards of at most ~max_bytes (file sizes + a little)."""
+    shards: list[list[Record]] = []
+    cur: list[Record] = []
+    size = 0
+    for rec in records:
+        assert rec.mask_sha is not None
+        n = store.image_path(rec.id).stat().st_size + store.mask_path(rec.mask_sha).stat().st_size + 512
+        if cur and size + n > max_bytes:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append(rec)
+        size += n
+    if cur:
+        shards.append(cur)
+    return shards
+
+
+def _write_shard(path: Path, rows: Iterable[dict[str, Any]], schema, bar: tqdm) -> int:
+    """Write rows in row groups of at most ROWS_PER_ROW_GROUP rows and ~ROW_GROUP_BYTES.
+
+    Returns the uncompressed Arrow bytes (the card's `num_bytes`). Memory stays at one
+    row group, whatever the shard size.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbytes = 0
+    with pq.ParquetWriter(path, schema, use_content_defined_chunking=CDC_OPTIONS, write_page_index=True) as writer:
+        batch: list[dict[str, Any]] = []
+        batch_bytes = 0
+        for row in rows:
+            batch.append(row)
+            batch_bytes += len(row["image"]["bytes"]) + len(row["mask"]["bytes"])
+            bar.update(1)
+            if len(batch) == ROWS_PER_ROW_GROUP or batch_bytes >= ROW_GROUP_BYTES:
+                table = pa.Table.from_pylist(batch, schema=schema)
+                nbytes += table.nbytes
+                writer.write_table(table)
+                batch, batch_bytes = [], 0
+        if batch:
+            table = pa.Table.from_pylist(batch, schema=schema)
+            nbytes += table.nbytes
+            writer.write_table(table)
+    return nbytes
+
+
+# -- publish ---------------------------------------------------------------------------------
+@dataclass
+class PublishResult:
+    """What a publish wrote: the version folder and the numbers its card reports."""
+
+    version: str
+    path: Path
+    rows: int
+    configs: dict[str, int]  # config -> rows
+    groups: dict[str, int]  # group folder -> rows
+    shards: list[str]  # paths relative to `path`
+    excluded: Counter
+    changelog: Changelog
+    gated: str  # "", "auto" or "manual"
+    bytes_written: int
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """What `daad publish` prints: configs, exclusions, changes."""
+        lines = [f"published {version_name(self.version)} -> {self.path} ({self.rows} samples, {len(self.shards)} shards, "
+                 f"{self.bytes_written / 1e6:.1f} MB)"]
+        lines.append("configs:")
+        lines += [f"  {k:<28} {v:>8} rows" for k, v in self.configs.items()]
+        if self.excluded:
+            lines.append(f"left out: {sum(self.excluded.values())}")
+            lines += [f"  {v:>8}  {k}" for k, v in self.excluded.most_common()]
+        c = self.changelog
+        if c.previous is None:
+            lines.append("changes: first version")
+        else:
+            lines.append(f"changes since {c.previous}: +{len(c.added)} added, -{len(c.removed)} removed, "
+                         f"{len(c.relabelled)} relabelled, {len(c.mask_changed)} mask changed, {len(c.license_changed)} licence changed")
+        if self.gated:
+            lines.append(f"gated access on the Hub: {self.gated}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _yaml_header(
+    version: str, rows: int, licence_ids: list[str], config_folders: dict[str, list[str]], infos: dict[str, dict[str, int]],
+    gated: str, gate_prompt: str,
+) -> str:
+    """Card metadata written with `datasets`' own serialisers, so the Hub and loaders read it back."""
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    hub_ids = sorted({hub_license(lic) for lic in licence_ids}) or ["other"]
+    extra: dict[str, Any] = {}
+    if "other" in hub_ids:
+        extra = {"license_name": "mixed-per-row", "license_link": "LICENSE.md"}
+    if gated:
+        extra["extra_gated_prompt"] = gate_prompt
+    data = DatasetCardData(
+        license=hub_ids if len(hub_ids) > 1 else hub_ids[0],
+        task_categories=["image-segmentation", "image-classification"],
+        size_categories=[size_category(rows)],
+        pretty_name=f"DAAD: domain-agnostic anomaly dataset ({version_name(version)})",
+        tags=["anomaly-detection", "industrial-inspection", "defect-segmentation", "zero-shot-anomaly-synthesis", "daad"],
+        **extra,
+    )
+    configs = MetadataConfigs(
+        {
+            name: {
+                "data_files": [{"split": SPLIT, "path": [f"data/{g}/*.parquet" for g in folders]}],
+                **({"default": True} if name == "full" else {}),
+            }
+            for name, folders in config_folders.items()
+        }
+    )
+    configs.to_dataset_card_data(data)
+    feats = features()
+    DatasetInfosDict(
+        {
+            name: DatasetInfo(
+                features=feats,
+                splits=SplitDict({SPLIT: SplitInfo(name=SPLIT, num_bytes=i["num_bytes"], num_examples=i["rows"])}),
+                download_size=i["download_size"],
+                dataset_size=i["num_bytes"],
+            )
+            for name, i in infos.items()
+        }
+    ).to_dataset_card_data(data)
+    return data.to_yaml()
+
+
+def _licence_note(licence_rows: Counter) -> str:
+    lines = [
+        "# Licences of DAAD",
+        "",
+        "DAAD mixes images under several licences; each row's `license` and `attribution` fields",
+        "say which applies to that image and whom to credit. Rows per licence in this version:",
+        "",
+    ]
+    lines += [f"- {k}: {v} rows" for k, v in licence_rows.most_common()]
+    return "\n".join(lines) + "\n"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _plan_configs(ordered_groups: list[frozenset[str]], eval_sets: list[str]) -> tuple[dict[str, list[str]], list[str], list[str]]:
+    """({config: group folders}, exclude configs left out as empty, warnings)."""
+    config_folders: dict[str, list[str]] = {"full": [group_folder(g) for g in ordered_groups]}
+    empty: list[str] = []
+    warnings: list[str] = []
+    for ds in eval_sets:
+        name = config_name(ds)
+        if name in config_folders or name in empty:  # two names that reduce to one config name
+            warnings.append(f"dataset {ds!r} maps to config {name!r}, which another dataset already has; not written")
+            continue
+        folders = [group_folder(g) for g in ordered_groups if ds not in g]
+        if folders:
+            config_folders[name] = folders
+        else:
+            empty.append(name)
+            warnings.append(f"every published sample leaks {ds!r}: config {name!r} would be empty and is not written")
+    return config_folders, empty, warnings
+
+
+def _write_groups(
+    root: Path, groups: dict[frozenset[str], list[Record]], ordered: list[frozenset[str]], store: MediaStore,
+    cards: dict[str, SourceCard | None], shard_bytes: int, bar: tqdm,
+) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """Write every group's shards under root/data; returns (shard paths, {folder: rows/bytes})."""
+    schema = features().arrow_schema
+    shard_paths: list[str] = []
+    sizes: dict[str, dict[str, int]] = {}
+    for g in ordered:
+        folder = group_folder(g)
+        plan = plan_shards(groups[g], store, shard_bytes)
+        nb = dl = 0
+        for i, shard in enumerate(plan):
+            rel = f"data/{folder}/{SPLIT}-{i:05d}-of-{len(plan):05d}.parquet"
+            nb += _write_shard(root / rel, (_row(r, store, cards.get(r.origin)) for r in shard), schema, bar)
+            dl += (root / rel).stat().st_size
+            shard_paths.append(rel)
+        sizes[folder] = {"num_bytes": nb, "download_size": dl, "rows": len(groups[g])}
+    return shard_paths, sizes
+
+
+def _manifest(version: str, records: list[Record], gate: str, eval_sets: list[str], config_folders: dict[str, list[str]], empty: list[str]) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "version": version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "gated": gate,
+        "eval_datasets": eval_sets,
+        "configs": {name: [f"data/{f}" for f in folders] for name, folders in config_folders.items()},
+        "empty_configs": empty,
+        "samples": {
+            rec.id: {
+                "content": content_hash(rec.id, rec.mask_sha),
+                "mask": rec.mask_sha,
+                "class": rec.anomaly_class,
+                "license": licenses.normalize(rec.license),
+                "origin": rec.origin,
+                "group": group_folder(leak_set(rec)),
+            }
+            for rec in records
+        },
+    }
+
+
+def _bump_warning(old_manifest: dict[str, Any] | None, new: tuple[int, int, int], log: Changelog) -> list[str]:
+    """A warning when the version bump is smaller than what the changes call for."""
+    if not old_manifest or not old_manifest.get("version"):
+        return []
+    try:
+        old = parse_version(str(old_manifest["version"]))
+    except PublishError:
+        return []
+    order = ["patch", "minor", "major"]
+    need, got = log.required_bump(), _bump(old, new)
+    if order.index(got) < order.index(need):
+        return [f"{version_name(new)} is a {got} bump over {version_name(old)} but the changes call for a {need} bump"]
+    return []
+
+
+def publish(
+    catalog: Catalog,
+    version: str,
+    out_dir: Path | str,
+    *,
+    store: MediaStore | None = None,
+    previous: Path | str | None = None,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    repo_id: str = "<org>/daad",
+    gated: str | None = None,
+    progress: bool = True,
+) -> PublishResult:
+    """Write version `version` of the catalog to `out_dir/vX.Y.Z` (see the module docstring).
+
+    Args:
+        catalog: the catalog to publish (only its publishable rows are written).
+        version: semantic version `X.Y.Z`; publishing a version that exists is refused.
+        out_dir: the folder holding all versions; the newest older version there is the
+            baseline of the changelog.
+        store: the media store (default: the catalog's home).
+        previous: a `manifest.json` to diff against instead (e.g. the last version on the
+            Hub, when this machine has no earlier version).
+        shard_bytes: largest parquet shard, in bytes of image + mask files.
+        repo_id: the Hub repo named in the card's loading examples.
+        gated: force the Hub access gate ("auto", "manual", or "" for none); None decides
+            from source cards and licences (see `daad.dataset_card.gating`).
+        progress: show a progress bar.
+    Returns:
+        PublishResult with the folder written and the numbers in its card.
+    Raises:
+        PublishError: bad version or options, existing version, nothing publishable.
+    """
+    vt = parse_version(version)
+    vname = version_name(vt)
+    vstr = vname[1:]
+    out = Path(out_dir)
+    final = out / vname
+    if final.exists():
+        raise PublishError(f"{final} exists: a published version is never overwritten (choose a new version)")
+    if shard_bytes <= 0:
+        raise PublishError(f"shard size must be positive, not {shard_bytes}")
+    if gated not in (None, "", "auto", "manual"):
+        raise PublishError(f"gated must be 'auto', 'manual' or '' (none), not {gated!r}")
+    store = store or MediaStore(catalog.home)
+
+    older = [p for v, p in published_versions(out) if v < vt]
+    old_manifest = load_manifest(previous) if previous else (load_manifest(older[-1] / "manifest.json") if older else None)
+    old_history = older[-1] / "CHANGELOG.md" if older and not previous else None
+    old_changelog = old_history.read_text(encoding="utf-8") if old_history and old_history.is_file() else ""
+
+    all_records = catalog.find()
+    sel = select(all_records, store)
+    if not sel.records:
+        raise PublishError(f"nothing to publish: none of the {len(all_records)} catalog samples is publishable "
+                           f"({', '.join(f'{k}: {v}' for k, v in sel.excluded.most_common()) or 'empty catalog'})")
+    eval_sets = known_eval_datasets(all_records, catalog)
+    groups: dict[frozenset[str], list[Record]] = defaultdict(list)
+    for rec in sel.records:
+        groups[leak_set(rec)].append(rec)
+    ordered = sorted(groups, key=lambda g: (len(g), sorted(g)))
+    config_folders, empty_configs, warnings = _plan_configs(ordered, eval_sets)
+
+    cards: dict[str, SourceCard | None] = {}
+    origin_licenses: dict[str, Counter] = defaultdict(Counter)
+    origin_attr: dict[str, Counter] = defaultdict(Counter)
+    class_source: Counter = Counter()
+    for rec in sel.records:
+        if rec.origin not in cards:
+            try:
+                cards[rec.origin] = load_source_card(rec.origin)
+            except ValueError as exc:  # a malformed source card: say which, before writing anything
+                raise PublishError(str(exc)) from None
+        origin_licenses[rec.origin][licenses.normalize(rec.license)] += 1
+        origin_attr[rec.origin][rec.attribution] += 1
+        class_source[(rec.anomaly_class, rec.source)] += 1
+    licence_rows: Counter = sum(origin_licenses.values(), Counter())
+    gate, prompt = gating(dict(origin_licenses), cards)
+    gate = gate if gated is None else gated
+    if gate and not prompt:
+        prompt = "I agree to use each image only under its licence terms (see each row's `license` and `attribution`)."
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{vname}.tmp-"))
+    try:
+        with tqdm(total=len(sel.records), desc=f"publish {vname}", unit="img", disable=not progress) as bar:
+            shard_paths, sizes = _write_groups(tmp, groups, ordered, store, cards, shard_bytes, bar)
+        infos = {
+            name: {k: sum(sizes[f][k] for f in folders) for k in ("num_bytes", "download_size", "rows")}
+            for name, folders in config_folders.items()
+        }
+        manifest = _manifest(vstr, sel.records, gate, eval_sets, config_folders, empty_configs)
+        changelog = diff_manifests(old_manifest, manifest)
+        warnings += _bump_warning(old_manifest, vt, changelog)
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        section = changelog.markdown(vstr, date, {r.id: r.anomaly_class for r in sel.records})
+        earlier = old_changelog.removeprefix(CHANGELOG_TITLE).strip("\n")
+        history = f"{CHANGELOG_TITLE}\n\n{section}\n" + (f"\n{earlier}\n" if earlier else "")
+        card = render_card(
+            CardInputs(
+                version=vstr,
+                date=date,
+                repo=repo_id,
+                yaml_header=_yaml_header(vstr, len(sel.records), list(licence_rows), config_folders, infos, gate, prompt),
+                rows=len(sel.records),
+                shards=len(shard_paths),
+                configs={k: v["rows"] for k, v in infos.items()},
+                class_source=class_source,
+                exclusions=sel.excluded,
+                origin_licenses=dict(origin_licenses),
+                origin_attributions=dict(origin_attr),
+                cards=cards,
+                changelog=section,
+                gate_prompt=prompt if gate else "",
+                omitted_configs=empty_configs,
+            )
+        )
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        (tmp / "CHANGELOG.md").write_text(history, encoding="utf-8")
+        (tmp / "LICENSE.md").write_text(_licence_note(licence_rows), encoding="utf-8")
+        _write_json(tmp / "manifest.json", manifest)
+        _write_json(tmp / "changelog.json", {"version": vstr, **changelog.to_dict()})
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a published folder is meant to be shared
+        try:
+            os.rename(tmp, final)  # atomic; fails if another publish created the version meanwhile
+        except OSError as exc:
+            raise PublishError(f"{final}: cannot move the new version into place ({exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    return PublishResult(
+        version=vstr,
+        path=final,
+        rows=len(sel.records),
+        configs={k: v["rows"] for k, v in infos.items()},
+        groups={f: v["rows"] for f, v in sizes.items()},
+        shards=shard_paths,
+        excluded=sel.excluded,
+        changelog=changelog,
+        gated=gate,
+        bytes_written=sum(v["download_size"] for v in sizes.values()),
+        warnings=warnings,
+    )

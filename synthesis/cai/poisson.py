@@ -1,0 +1,150 @@
+"""Poisson image editing (Pérez et al. 2003) by an exact fast solver: CAI's injection step (paper Eq. 3).
+
+What is solved. On a rectangular region (the pattern's bounding box plus a one-pixel
+ring) the blended image u satisfies the discrete Poisson equation
+
+    Δu = div v   on the interior,        u = target   on the ring (Dirichlet),
+
+with the 5-point Laplacian Δ, forward-difference gradients and backward-difference
+divergence (the discretisation OpenCV's `seamlessClone` uses, so the two can be
+compared). The guidance field v is the source gradient inside the pattern mask and the
+target gradient outside it (Normal mode); in Mixed mode a pixel inside the mask keeps,
+per channel, whichever of the source and target gradient is stronger. "Stronger" is
+Pérez's |∇s| > |∇t| by default (`mixed_rule="perez"`); `mixed_rule="opencv"` is the
+comparison OpenCV's MIXED_CLONE makes, |sx - sy| > |tx - ty|, for users reproducing
+results made with cv2 (the paper's era of code used it). It is not a magnitude: a
+diagonal edge (sx == sy) never wins under it.
+
+How. The Dirichlet Laplacian on a rectangle is diagonalised by the type-I discrete sine
+transform, so the system is solved exactly (up to floating-point round-off) with two
+2-D DSTs (`scipy.fft.dstn`) and a division by the eigenvalues: O(N log N), no
+iteration, no Python loop. We solve for the correction d = u - target, which is zero on
+the ring and whose right-hand side div(v - ∇target) is non-zero only where the guidance
+differs from the target; this is the same equation, better conditioned. The right-hand
+side is exact in float32 (sums of integer differences), so the transforms run in
+float32: 2-3x faster than float64, with a round-off far below the final rounding to
+uint8 (tested against a float64 solve).
+
+Where OpenCV's `cv2.seamlessClone` differs (measured in tests/test_poisson.py):
+
+* it erodes the mask by 3 iterations of a 3x3 kernel and zero-fills the source outside
+  the mask (it only has the patch, we have the whole resized source image), so its
+  cloned region is ~3 pixels thinner and thin patterns (scratches) can vanish;
+* it uses the mask's bounding box itself as the region, so mask pixels on the box edge
+  become boundary (we add a one-pixel ring around the box instead);
+* its MIXED_CLONE compares |gx - gy| of source and target instead of the gradient
+  magnitudes |∇| (see `mixed_rule`);
+* it writes into the mask it is given (`bitwise_not` in place), so pass it a copy;
+* it truncates its float32 solution to uint8 (we round ours).
+
+Given cv2's effective inputs (cropped region, eroded mask, zero-filled source) our
+solution equals cv2's to within 1 grey level at every pixel, in Normal mode and in Mixed
+mode with `mixed_rule="opencv"` (the 1 is truncation vs rounding and float32): the
+tested tolerance. Pérez's Mixed rule differs from cv2's by design (measured on a real
+MVTec injection: mean 0.7, 99th percentile 11 grey levels inside the region).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy import fft
+
+Mode = Literal["normal", "mixed"]
+MODES: tuple[str, ...] = ("normal", "mixed")
+MixedRule = Literal["perez", "opencv"]
+MIXED_RULES: tuple[str, ...] = ("perez", "opencv")
+
+
+def _as_3d(a: np.ndarray) -> np.ndarray:
+    return a[..., None] if a.ndim == 2 else a
+
+
+def gradients(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward differences (gx, gy) of an (h, w, c) array; zero in the last column/row."""
+    gx = np.zeros_like(f)
+    gy = np.zeros_like(f)
+    gx[:, :-1] = f[:, 1:] - f[:, :-1]
+    gy[:-1] = f[1:] - f[:-1]
+    return gx, gy
+
+
+def guidance(
+    target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode, mixed_rule: MixedRule = "perez"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The guidance field v = (vx, vy) of Normal or Mixed mode (float64, shape (h, w, c))."""
+    if mode not in MODES:
+        raise ValueError(f"unknown Poisson mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mixed_rule not in MIXED_RULES:
+        raise ValueError(f"unknown mixed rule {mixed_rule!r}; expected one of {', '.join(MIXED_RULES)}")
+    tx, ty = gradients(target)
+    sx, sy = gradients(source)
+    use = mask[..., None].astype(bool)
+    if mode == "mixed":
+        if mixed_rule == "perez":
+            use = use & (sx * sx + sy * sy > tx * tx + ty * ty)
+        else:
+            use = use & (np.abs(sx - sy) > np.abs(tx - ty))
+    return np.where(use, sx, tx), np.where(use, sy, ty)
+
+
+def _eigenvalues(n: int, m: int, dtype: np.dtype) -> np.ndarray:
+    """Eigenvalues of the 5-point Dirichlet Laplacian on an n x m interior, shape (n, m, 1)."""
+    ly = 2.0 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2.0
+    lx = 2.0 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1)) - 2.0
+    return (ly[:, None] + lx[None, :])[..., None].astype(dtype)
+
+
+def solve(target: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
+    """Solve Δu = div(vx, vy) inside the rectangle with u = target on its outer ring.
+
+    Args:
+        target: (h, w, c) float array; only its outer one-pixel ring is used as boundary
+            (and its interior as the reference the correction is added to).
+        vx, vy: guidance field, same shape.
+    Returns:
+        u, in the dtype of `target` (float32 or float64); u equals `target` on the ring.
+    """
+    t = target if target.dtype in (np.float32, np.float64) else target.astype(np.float64)
+    h, w = t.shape[:2]
+    u = t.copy()
+    if h < 3 or w < 3:
+        return u  # no interior pixel: everything is boundary
+    # div(v - ∇t) on the interior, with backward differences (the adjoint of the forward gradient).
+    tx, ty = gradients(t)
+    dx = vx - tx
+    dy = vy - ty
+    rhs = dx[1:-1, 1:-1] - dx[1:-1, :-2] + dy[1:-1, 1:-1] - dy[:-2, 1:-1]
+    if not rhs.any():
+        return u
+    coeffs = fft.dstn(rhs, type=1, axes=(0, 1))
+    coeffs /= _eigenvalues(h - 2, w - 2, coeffs.dtype)
+    u[1:-1, 1:-1] += fft.idstn(coeffs, type=1, axes=(0, 1))
+    return u
+
+
+def blend(
+    target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode = "normal", mixed_rule: MixedRule = "perez"
+) -> np.ndarray:
+    """Poisson-blend `source` into `target` over one rectangular region.
+
+    Args:
+        target, source: (h, w) or (h, w, c) arrays of the same shape (any real dtype): the
+            region of the target image and the aligned region of the source image. The
+            outer one-pixel ring of `target` is the Dirichlet boundary.
+        mask: (h, w) bool, where the source pattern is; pixels on the ring are ignored.
+        mode: "normal" (source gradients inside the mask) or "mixed" (the stronger of
+            source and target gradient, per pixel and channel).
+        mixed_rule: what "stronger" means in Mixed mode (see the module docstring).
+    Returns:
+        The blended region as uint8, same shape as `target` (rounded, clipped to 0..255).
+    """
+    if target.shape != source.shape or target.shape[:2] != mask.shape:
+        raise ValueError(f"target {target.shape}, source {source.shape} and mask {mask.shape} must cover the same region")
+    t = _as_3d(target).astype(np.float32)
+    s = _as_3d(source).astype(np.float32)
+    vx, vy = guidance(t, s, mask, mode, mixed_rule)
+    u = solve(t, vx, vy)
+    out = np.clip(np.rint(u), 0, 255).astype(np.uint8)
+    return out.reshape(target.shape)

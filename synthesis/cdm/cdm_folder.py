@@ -1,0 +1,133 @@
+"""The trained CDM folder: what `daad cdm train` writes and `daad cdm generate` reads.
+
+    cdm/
+      cdm.json                          config: base model, class -> token, prompt, resolution, ...
+      embeddings/<class>.safetensors    {token: (1, dim) tensor}: diffusers' textual-inversion format,
+                                        so `pipe.load_textual_inversion("cdm/embeddings/crack.safetensors")` works
+      spatial_encoder.safetensors       only with --spatial-tokens > 0
+      masks/<class>/*.png               the CAI masks trained on (downscaled): the mask distribution
+                                        generation draws from when the user gives no mask
+      checkpoints/step-NNNNNNN.pt       learned state + optimiser + RNG states, for --resume
+
+Every file is written to a temporary name and renamed, so an interrupted run never
+leaves a half-written embedding or checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from daad.errors import DaadError
+
+CONFIG = "cdm.json"
+CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
+MASK_BANK_SIDE = 256  # masks are stored at most this long a side: shape and place matter, not detail
+
+
+def _atomic(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = _atomic(path)
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_config(folder: str | Path) -> dict:
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise DaadError(f"{folder}: no {CONFIG}; expected a folder written by `daad cdm train`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def embedding_path(folder: str | Path, anomaly_class: str) -> Path:
+    return Path(folder) / "embeddings" / f"{anomaly_class}.safetensors"
+
+
+def save_embedding(folder: str | Path, anomaly_class: str, token: str, vector: torch.Tensor) -> Path:
+    """One file per class with the single key `token`: what diffusers' loader expects."""
+    from safetensors.torch import save_file
+
+    path = embedding_path(folder, anomaly_class)
+    tmp = _atomic(path)
+    save_file({token: vector.detach().float().cpu().reshape(1, -1).contiguous()}, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def load_embedding(folder: str | Path, anomaly_class: str) -> tuple[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = embedding_path(folder, anomaly_class)
+    if not path.is_file():
+        raise DaadError(f"{path}: no learned embedding for class {anomaly_class!r}")
+    (token, vec), = load_file(str(path)).items()
+    return token, vec.reshape(-1)
+
+
+def save_module(path: Path, module: torch.nn.Module) -> None:
+    from safetensors.torch import save_file
+
+    tmp = _atomic(path)
+    save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_module(path: Path, module: torch.nn.Module) -> None:
+    from safetensors.torch import load_file
+
+    module.load_state_dict(load_file(str(path)))
+
+
+def save_mask_bank_entry(folder: str | Path, anomaly_class: str, name: str, mask: Image.Image) -> Path:
+    """Keep one training mask (downscaled, still binary) as a sample of CAI's mask distribution."""
+    m = mask.copy()
+    if max(m.size) > MASK_BANK_SIDE:
+        scale = MASK_BANK_SIDE / max(m.size)
+        size = (max(1, round(m.width * scale)), max(1, round(m.height * scale)))
+        m = Image.fromarray((np.asarray(m.resize(size, Image.BOX)) > 0).astype(np.uint8) * 255, "L")
+    path = Path(folder) / "masks" / anomaly_class / f"{Path(name).stem}.png"
+    tmp = _atomic(path)
+    m.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def mask_bank(folder: str | Path, anomaly_class: str) -> list[Path]:
+    return sorted((Path(folder) / "masks" / anomaly_class).glob("*.png"))
+
+
+def checkpoint_dir(folder: str | Path) -> Path:
+    return Path(folder) / "checkpoints"
+
+
+def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any], keep: int = 3) -> Path:
+    """Write `checkpoints/step-NNNNNNN.pt` and drop all but the newest `keep`."""
+    path = checkpoint_dir(folder) / f"step-{step:07d}.pt"
+    tmp = _atomic(path)
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    d = checkpoint_dir(folder)
+    found = [p for p in d.glob("step-*.pt") if CHECKPOINT_RE.match(p.name)] if d.is_dir() else []
+    return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    found = list_checkpoints(folder)
+    return found[-1] if found else None

@@ -1,0 +1,319 @@
+"""Generating new anomalies with a trained CDM: blended latent diffusion inside a mask of a normal image.
+
+Method (Avrahami et al., "Blended Latent Diffusion", 2023): the normal image is encoded
+to latents z0; denoising starts from z0 noised to the first timestep; after every DDIM
+step the latents outside the (latent-size) mask are replaced by z0 noised to the next
+step's level, and after the last step by z0 itself. The model therefore only invents
+content inside the mask, conditioned by "a photo of <daad-class>", while seeing the
+real surroundings at every step so the anomaly fits in.
+
+Why paste the original pixels outside the mask at the end: the VAE does not reproduce
+an image exactly (Stable Diffusion's VAE changes pixels by a few grey levels, a random
+test VAE by far more), and a detector trained on the outputs must not learn "VAE
+texture = anomaly". So the output equals the normal image exactly outside the written
+mask, and the mask says exactly which pixels were generated. The latent mask is the
+pixel mask max-pooled (a superset), so every masked pixel is covered by generated
+latents.
+
+Where the mask comes from: the user's mask for the target, or else one of the CAI
+masks of that class the model was trained on (`masks/<class>/` in the CDM folder),
+resized to the target: CAI already put its anomalies at plausible places (on the
+foreground, at the paper's multi-scale sizes), so drawing from its masks keeps that
+distribution of shape, size and location.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from daad.errors import BadItemError, DaadError
+from daad.images import IMAGE_SUFFIXES, load_image, load_mask
+from daad.synthesis.cdm import cdm_folder
+from daad.synthesis.cdm.model import Components, load_components, pick_device, pick_dtype
+from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
+
+
+@dataclass
+class Generated:
+    """One generated pseudo anomaly: image (H,W,3 or H,W uint8), mask (H,W uint8 0/255), provenance."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    provenance: dict = field(default_factory=dict)
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A well-mixed 32-bit seed per output, so outputs are reproducible one by one."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+class CDM:
+    """A trained CDM: configure once (`CDM.load`), then `generate` on any normal image.
+
+    Example:
+        cdm = CDM.load("cdm/", device="cuda")
+        out = cdm.generate(normal_rgb_array, "crack", seed=3)
+        out.image, out.mask, out.provenance
+    """
+
+    def __init__(self, folder: Path, config: dict, comps: Components, learned: LearnedTokens):
+        self.folder, self.config, self.comps, self.learned = folder, config, comps, learned
+
+    @classmethod
+    def load(cls, folder: str | Path, pretrained: str | None = None, device: str = "auto", precision: str = "auto") -> "CDM":
+        """Load the base model named in cdm.json (or `pretrained`, e.g. the same model at another path) and the learned tokens."""
+        folder = Path(folder)
+        config = cdm_folder.read_config(folder)
+        training = config["training"]
+        dev = pick_device(device)
+        comps = load_components(pretrained or training["pretrained"], dev, pick_dtype(precision, dev))
+        classes = list(training["classes"])
+        dim = comps.text_encoder.get_input_embeddings().weight.shape[1]
+        learned = LearnedTokens(classes, dim, int(training["spatial_tokens"]))
+        with torch.no_grad():
+            for i, c in enumerate(classes):
+                token, vec = cdm_folder.load_embedding(folder, c)
+                if vec.numel() != dim:
+                    raise DaadError(f"{cdm_folder.embedding_path(folder, c)}: embedding has {vec.numel()} values but the text encoder of {comps.source} has {dim}; was it trained on another base model?")
+                learned.vectors[i] = vec
+        if learned.spatial is not None:
+            cdm_folder.load_module(folder / "spatial_encoder.safetensors", learned.spatial)
+        learned.to(dev, dtype=comps.dtype)
+        learned.eval()
+        learned.attach(comps.tokenizer, comps.text_encoder)
+        return cls(folder, config, comps, learned)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.learned.classes)
+
+    def draw_mask(self, anomaly_class: str, size: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """One CAI training mask of the class, resized to `size` (width, height), and its name."""
+        bank = cdm_folder.mask_bank(self.folder, anomaly_class)
+        if not bank:
+            raise DaadError(f"{self.folder}: no stored CAI masks of class {anomaly_class!r} (masks/{anomaly_class}/); give masks with --masks")
+        path = bank[int(rng.integers(len(bank)))]
+        m = Image.open(path).convert("L").resize(size, Image.NEAREST)
+        return (np.asarray(m) > 0).astype(np.uint8) * 255, path.name
+
+    @torch.no_grad()
+    def generate(
+        self,
+        image: np.ndarray | Image.Image,
+        anomaly_class: str,
+        mask: np.ndarray | Image.Image | None = None,
+        seed: int = 0,
+        steps: int = 50,
+        guidance: float = 7.5,
+        strength: float = 1.0,
+    ) -> Generated:
+        """Put an anomaly of `anomaly_class` into `image` inside `mask` (drawn from CAI's masks when None).
+
+        `strength` in (0, 1]: how far into the noise schedule generation starts (1 = from
+        almost pure noise inside the mask). Outside the mask the output equals `image`.
+        """
+        if anomaly_class not in self.classes:
+            raise DaadError(f"class {anomaly_class!r} was not trained in {self.folder} (trained: {', '.join(self.classes)})")
+        if not 0.0 < strength <= 1.0:
+            raise DaadError(f"strength {strength}: must be in (0, 1]")
+        pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+        mode = "L" if pil.mode == "L" else "RGB"
+        rgb = pil.convert("RGB")
+        size = rgb.size
+        if mask is None:
+            m, mask_source = self.draw_mask(anomaly_class, size, np.random.default_rng(seed))
+            mask_source = f"cdm:masks/{anomaly_class}/{mask_source}"
+        else:
+            m = np.asarray(mask.convert("L") if isinstance(mask, Image.Image) else mask)
+            if m.shape[:2] != (size[1], size[0]):
+                raise DaadError(f"mask is {m.shape[1]}x{m.shape[0]} but the image is {size[0]}x{size[1]}")
+            m = (m > 0).astype(np.uint8) * 255
+            mask_source = "given"
+        if not m.any():
+            raise DaadError("mask is empty: nothing to generate")
+
+        res = int(self.config["training"]["resolution"])
+        x = torch.from_numpy(np.asarray(rgb.resize((res, res), Image.BICUBIC), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0)[None]
+        pm = torch.from_numpy((np.asarray(Image.fromarray(m).resize((res, res), Image.BOX)) > 0).astype(np.float32))[None, None]
+        generator = torch.Generator().manual_seed(seed)
+        prompt = self.learned.prompt(self.config["training"]["prompt"], anomaly_class)
+        z = blended_latent_diffusion(self.comps, self.learned, x, pm, prompt, generator, steps, guidance, strength)
+        decoded = self.comps.vae.decode(z.to(self.comps.dtype) / self.comps.scaling_factor).sample
+        gen = ((decoded[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        gen = np.asarray(Image.fromarray(gen).resize(size, Image.BICUBIC))
+        inside = m > 0
+        out = np.asarray(rgb).copy()
+        out[inside] = gen[inside]
+        result = np.asarray(Image.fromarray(out).convert("L")) if mode == "L" else out
+        provenance = {
+            "method": "cdm",
+            "anomaly_class": anomaly_class,
+            "token": class_token(anomaly_class),
+            "prompt": prompt,
+            "seed": seed,
+            "steps": steps,
+            "guidance": guidance,
+            "strength": strength,
+            "mask_source": mask_source,
+            "mask_area": float(inside.mean()),
+            "resolution": res,
+            "pretrained": self.comps.source,
+        }
+        return Generated(result, m, provenance)
+
+
+def blended_latent_diffusion(
+    comps: Components,
+    learned: LearnedTokens,
+    pixels: torch.Tensor,
+    mask: torch.Tensor,
+    prompt: str,
+    generator: torch.Generator,
+    steps: int = 50,
+    guidance: float = 7.5,
+    strength: float = 1.0,
+) -> torch.Tensor:
+    """Denoise inside `mask` only; returns final latents, equal to the image's latents z0 outside the latent mask.
+
+    pixels (1,3,H,W) in [-1,1]; mask (1,1,H,W) in {0,1}. Classifier-free guidance with
+    the empty prompt; DDIM (eta 0) with the base model's noise schedule.
+    """
+    from diffusers import DDIMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    device, dtype = comps.device, comps.dtype
+    scheduler = DDIMScheduler.from_config(comps.scheduler.config)
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps[steps - max(1, round(steps * strength)):]
+    z0 = comps.vae.encode(pixels.to(device, dtype)).latent_dist.mode() * comps.scaling_factor
+    m = F.adaptive_max_pool2d(mask.float(), z0.shape[-2:]).to(device, dtype)
+    noise = randn_tensor(z0.shape, generator=generator, device=device, dtype=dtype)
+    z = scheduler.add_noise(z0, noise, timesteps[:1])
+    masks = mask.to(device)
+    cond = learned.encode(comps.tokenizer, comps.text_encoder, [prompt], masks=masks).to(dtype)
+    uncond = learned.encode(comps.tokenizer, comps.text_encoder, [""]).to(dtype)
+    context = torch.cat([uncond, cond])
+    for i, t in enumerate(timesteps):
+        eps_u, eps_c = comps.unet(torch.cat([z, z]), t, context).sample.chunk(2)
+        eps = eps_u + guidance * (eps_c - eps_u)
+        z = scheduler.step(eps, t, z).prev_sample
+        background = scheduler.add_noise(z0, noise, timesteps[i + 1:i + 2]) if i + 1 < len(timesteps) else z0
+        z = m * z + (1 - m) * background
+    return z
+
+
+@dataclass
+class GenerateReport:
+    out: Path
+    written: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"wrote {self.written} images to {self.out / 'abnormal'} (masks in {self.out / 'mask'}, provenance in {self.out / 'manifest.jsonl'})"]
+        return "\n".join(lines + [f"skipped {s}" for s in self.skipped])
+
+
+def list_targets(targets: str | Path) -> list[Path]:
+    path = Path(targets)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DaadError(f"{targets}: no such file or folder of normal images")
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _write_png(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def _merge_manifest(path: Path, rows: Iterable[dict]) -> None:
+    """Rows replace earlier rows of the same file, so a re-run (or another class into the same folder) stays one row per image."""
+    merged: dict[str, dict] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                merged[row["file"]] = row
+    for row in rows:
+        merged[row["file"]] = row
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in merged.values()), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def generate_folder(
+    cdm: CDM,
+    targets: str | Path,
+    anomaly_class: str,
+    out: str | Path,
+    per_image: int = 10,
+    masks: str | Path | None = None,
+    seed: int = 0,
+    steps: int = 50,
+    guidance: float = 7.5,
+    strength: float = 1.0,
+    progress: bool = True,
+) -> GenerateReport:
+    """Write `per_image` anomalies per normal image in the anomalib-Folder layout of CAI.
+
+    `out/abnormal/<stem>_<class>_<k>.png`, `out/mask/` with the same names, and one
+    manifest.jsonl row per image (file, anomaly_class, target, seed, mask source, ...).
+    With `masks`, a target `x.png` uses `masks/x.png` (binary, same size); a target
+    without one is reported and skipped. A bad target is reported and skipped too.
+    """
+    if anomaly_class not in cdm.classes:
+        raise DaadError(f"class {anomaly_class!r} was not trained in {cdm.folder} (trained: {', '.join(cdm.classes)})")
+    out = Path(out)
+    (out / "abnormal").mkdir(parents=True, exist_ok=True)
+    (out / "mask").mkdir(parents=True, exist_ok=True)
+    report = GenerateReport(out)
+    files = list_targets(targets)
+    if not files:
+        raise DaadError(f"{targets}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    rows = []
+    bar = tqdm(total=len(files) * per_image, desc=f"cdm generate {anomaly_class}", unit="img", disable=not progress)
+    for ti, target in enumerate(files):
+        try:
+            image = load_image(target)
+            mask = None
+            if masks is not None:
+                mpath = Path(masks) / f"{target.stem}.png"
+                if not mpath.is_file():
+                    raise BadItemError(target, f"no mask {mpath}")
+                mask = load_mask(mpath, image.size, binarize=True)
+        except BadItemError as exc:
+            report.skipped.append(str(exc))
+            bar.update(per_image)
+            continue
+        for k in range(per_image):
+            s = derive_seed(seed, ti, k)
+            try:
+                res = cdm.generate(image, anomaly_class, mask=mask, seed=s, steps=steps, guidance=guidance, strength=strength)
+            except DaadError as exc:
+                report.skipped.append(f"{target}: {exc}")
+                bar.update(per_image - k)
+                break
+            name = f"{target.stem}_{anomaly_class}_{k:03d}.png"
+            _write_png(out / "abnormal" / name, res.image)
+            _write_png(out / "mask" / name, res.mask)
+            row = {"file": name, "target": str(target.resolve()), "cdm": str(cdm.folder.resolve()), **res.provenance}
+            if masks is not None:
+                row["mask_source"] = f"given:{(Path(masks) / (target.stem + '.png')).resolve()}"
+            rows.append(row)
+            report.written += 1
+            bar.update(1)
+    bar.close()
+    _merge_manifest(out / "manifest.jsonl", rows)
+    return report

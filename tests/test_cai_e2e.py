@@ -1,0 +1,167 @@
+"""`daad synthesize` end to end: real anomalies collected and published by the real pipeline, injected into real normal images.
+
+The session: collect MVTec AD (bottle, capsule) and Magnetic Tile from ../shared/data into
+a temporary DAAD_HOME with the dataset collectors, publish version 1.0.0, then run
+`daad synthesize --exclude mvtec_ad` on MVTec AD test/good images. Magnetic Tile's
+publisher terms forbid redistribution, so `daad publish` would rightly leave it out;
+the test records a redistributable licence on those rows first, standing in for a
+curator who obtained permission (nothing leaves the temporary folder).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from daad.cli import main
+
+MT_SUBSET = {"MT_Crack": 8, "MT_Break": 8, "MT_Uneven": 6}  # enough large/medium/small patterns; keeps collect fast
+MVTEC_SUBSET = [("bottle", "broken_large"), ("bottle", "contamination"), ("capsule", "crack")]
+TARGETS = ["bottle/test/good/001.png", "bottle/test/good/002.png", "capsule/test/good/001.png", "capsule/test/good/002.png"]
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hf_cache(tmp_path_factory):
+    """Keep `datasets`' cache of the published parquet inside the test's temporary folder."""
+    import datasets
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def published(shared_data, tmp_path_factory) -> dict[str, Path]:
+    """A published DAAD (real collectors, real publish) and a folder of real normal targets."""
+    from daad.catalog import Catalog
+    from daad.collectors.datasets import collect_dataset
+    from daad.media_store import MediaStore
+    from daad.publish import publish
+
+    root = tmp_path_factory.mktemp("cai_e2e")
+    mt = root / "magnetic_tile"
+    for kind, n in MT_SUBSET.items():
+        for jpg in sorted((shared_data / "magnetic_tile" / kind / "Imgs").glob("*.jpg"))[:n]:
+            _copy(jpg, mt / kind / "Imgs" / jpg.name)
+            _copy(jpg.with_suffix(".png"), mt / kind / "Imgs" / jpg.with_suffix(".png").name)
+    mvtec = root / "mvtec_ad"
+    for cat, defect in MVTEC_SUBSET:
+        for png in sorted((shared_data / "mvtec_ad" / cat / "test" / defect).glob("*.png")):
+            _copy(png, mvtec / cat / "test" / defect / png.name)
+            gt = shared_data / "mvtec_ad" / cat / "ground_truth" / defect / f"{png.stem}_mask.png"
+            _copy(gt, mvtec / cat / "ground_truth" / defect / gt.name)
+    targets = root / "targets"
+    for t in TARGETS:
+        _copy(shared_data / "mvtec_ad" / t, targets / t.split("/")[0] / Path(t).name)
+
+    home = root / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAAD_HOME", str(home))
+        catalog, store = Catalog(home), MediaStore(home)
+        collect_dataset("mvtec_ad", mvtec, catalog=catalog, store=store, progress=False)
+        collect_dataset("magnetic_tile", mt, catalog=catalog, store=store, progress=False)
+        for rec in catalog.find(origin="magnetic_tile"):
+            catalog.update(rec.id, who="test: permission obtained", license="CC-BY-4.0", attribution="Huang et al. 2018")
+        publish(catalog, "1.0.0", root / "release", store=store, progress=False)
+        catalog.close()
+    return {"release": root / "release", "targets": targets, "root": root}
+
+
+def _synthesize(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(main, ["synthesize", *args, "--quiet"], catch_exceptions=False)
+    return res.exit_code, res.output
+
+
+def _read(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run_normal(published, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cai_out") / "normal"
+    code, output = _synthesize("--dataset", str(published["release"]), "--exclude", "mvtec_ad",
+                               "--targets", str(published["targets"]), "--out", str(out), "--size", "256", "--seed", "3")
+    assert code == 0, output
+    assert "40 pseudo anomalies from 4 of 4 targets" in output and "[exclude_mvtec_ad]" in output
+    return out
+
+
+def test_folder_layout_manifest_and_provenance(run_normal, published):
+    rows = _read(run_normal)
+    assert len(rows) == 40
+    abnormal = sorted(p.name for p in (run_normal / "abnormal").iterdir())
+    assert abnormal == sorted(p.name for p in (run_normal / "mask").iterdir()) == sorted(Path(r["file"]).name for r in rows)
+    assert sorted(p.name for p in (run_normal / "normal").iterdir()) == ["bottle__001.png", "bottle__002.png", "capsule__001.png", "capsule__002.png"]
+    assert (run_normal / "preview.png").is_file() and Image.open(run_normal / "preview.png").size[0] >= 11 * 128
+    by_target = Counter(r["target"] for r in rows)
+    assert set(by_target.values()) == {10}
+    for target in by_target:
+        assert Counter(r["scale"] for r in rows if r["target"] == target) == {"large": 4, "medium": 3, "small": 3}
+    for r in rows:
+        assert r["origin"] == "magnetic_tile"  # exclude_mvtec_ad really kept MVTec AD out
+        assert len(r["daad_id"]) == 64 and r["anomaly_class"] in {"crack", "abrasion", "orifice", "pits"}
+        assert r["mode"] == "normal" and r["seed"] == 3 and r["size"] == 256 and r["foreground"] == "otsu"
+        assert Path(r["target_path"]).is_file()
+        image = np.asarray(Image.open(run_normal / r["file"]))
+        mask = np.asarray(Image.open(run_normal / r["mask"]))
+        normal = np.asarray(Image.open(run_normal / r["normal"]))
+        assert image.shape == normal.shape == (256, 256, 3) and mask.shape == (256, 256)
+        assert set(np.unique(mask)) == {0, 255}
+        top, left, h, w = r["box"]
+        outside = np.ones((256, 256), bool)
+        outside[top : top + h, left : left + w] = False
+        assert np.array_equal(image[outside], normal[outside]) and not mask[outside].any()
+
+
+def test_workers_and_reruns_give_identical_bytes(run_normal, published, tmp_path):
+    out = tmp_path / "two_workers"
+    code, output = _synthesize("--dataset", str(published["release"]), "--exclude", "mvtec_ad",
+                               "--targets", str(published["targets"]), "--out", str(out), "--size", "256", "--seed", "3", "--workers", "2")
+    assert code == 0, output
+    assert (out / "manifest.jsonl").read_bytes() == (run_normal / "manifest.jsonl").read_bytes()
+    for sub in ("abnormal", "mask", "normal"):
+        for f in (run_normal / sub).iterdir():
+            assert (out / sub / f.name).read_bytes() == f.read_bytes(), f"{sub}/{f.name} differs"
+
+
+def test_mixed_mode_with_a_class_filter(published, tmp_path):
+    out = tmp_path / "mixed"
+    code, output = _synthesize("--dataset", str(published["release"] / "v1.0.0"), "--exclude", "mvtec_ad",
+                               "--targets", str(published["targets"] / "capsule"), "--out", str(out),
+                               "--mode", "mixed", "--classes", "crack,abrasion", "--split", "2,1,1")
+    assert code == 0, output
+    rows = _read(out)
+    assert len(rows) == 8 and {r["mode"] for r in rows} == {"mixed"}
+    assert {r["anomaly_class"] for r in rows} <= {"crack", "abrasion"}
+
+
+def test_refuses_a_missing_exclude_config(published, tmp_path):
+    code, output = _synthesize("--dataset", str(published["release"]), "--exclude", "visa",
+                               "--targets", str(published["targets"]), "--out", str(tmp_path / "x"))
+    assert code != 0
+    assert "no config 'exclude_visa'" in output and "refusing to fall back to 'full'" in output
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_bad_target_is_named_and_the_batch_goes_on(published, tmp_path):
+    targets = tmp_path / "targets"
+    shutil.copytree(published["targets"] / "bottle", targets)
+    (targets / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    code, output = _synthesize("--dataset", str(published["release"]), "--exclude", "mvtec_ad",
+                               "--targets", str(targets), "--out", str(out), "--per-image", "3")
+    assert code == 0, output
+    assert "broken.png" in output and "20 pseudo anomalies" not in output
+    assert len(_read(out)) == 6
