@@ -99,7 +99,7 @@ def collect_photos(
     progress: bool = True,
 ) -> CollectReport:
     """Collect every photo under `folder` into the catalog; idempotent by content hash."""
-    catalog = catalog or Catalog()
-    store = store or MediaStore(catalog.home)
+    catalog = catalog if catalog is not None else Catalog()
+    store = store if store is not None else MediaStore(catalog.home)
     items = list(iter_photos(folder, anomaly_class, license, attribution, name))
     return ingest(items, catalog, store, progress=progress, total=len(items), desc=f"photos {Path(folder).name}")

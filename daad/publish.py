@@ -330,21 +330,17 @@ def row_url(rec: Record, card: SourceCard | None) -> str:
 
 
 def _phash_of(rec: Record, store: MediaStore) -> str:
-    """The record's pHash; computed with daad.hashing (imagehash-compatible) when dedupe has not run."""
+    """The record's pHash; computed with `daad.hashing` (imagehash's pHash) when dedupe has not run yet."""
     if rec.phash:
         return rec.phash
     try:
-        from daad import hashing  # written by the dedupe work; optional until it lands
-    except ImportError:
-        return ""
-    fn = getattr(hashing, "phash", None)
-    if fn is None:
+        from daad.hashing import phash
+    except ImportError:  # scipy (the `dedupe` extra) is not installed: leave it empty rather than guess
         return ""
     from PIL import Image as PILImage
 
     with PILImage.open(store.image_path(rec.id)) as im:
-        value = fn(im)
-    return value if isinstance(value, str) else format(int(value), "016x")
+        return phash(im)
 
 
 def _row(rec: Record, store: MediaStore, card: SourceCard | None) -> dict[str, Any]:
@@ -638,7 +634,7 @@ def publish(
         raise PublishError(f"shard size must be positive, not {shard_bytes}")
     if gated not in (None, "", "auto", "manual"):
         raise PublishError(f"gated must be 'auto', 'manual' or '' (none), not {gated!r}")
-    store = store or MediaStore(catalog.home)
+    store = store if store is not None else MediaStore(catalog.home)
 
     older = [p for v, p in published_versions(out) if v < vt]
     old_manifest = load_manifest(previous) if previous else (load_manifest(older[-1] / "manifest.json") if older else None)

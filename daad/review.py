@@ -16,7 +16,6 @@ This module imports FiftyOne; nothing but `daad review` imports this module.
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from daad import taxonomy
 from daad.catalog import Catalog
+from daad.masks import default_who
 from daad.media_store import MediaStore
 from daad.record import Record
 
@@ -45,17 +45,6 @@ MASK_BAD_TAG = "mask:bad"
 
 # Record fields copied as plain sample fields (the ones a reviewer filters or reads).
 _PLAIN_FIELDS = ("mask_status", "source", "origin", "origin_label", "origin_ref", "license", "attribution", "duplicate_of")
-
-
-def default_who(prefix: str) -> str:
-    """Who a decision is recorded as: `<prefix>:<DAAD_REVIEWER or the OS user>`."""
-    user = os.environ.get("DAAD_REVIEWER")  # a shared App server runs as a service account
-    if not user:
-        try:
-            user = getpass.getuser()
-        except Exception:  # no passwd entry (containers): still record something useful
-            user = os.environ.get("USER", "unknown")
-    return f"{prefix}:{user}"
 
 
 def _sample_fields(rec: Record, store: MediaStore) -> dict:
@@ -117,7 +106,7 @@ def load_catalog(
     shows exactly the catalog. FiftyOne tags typed in the App are kept (they are input
     for `apply_tags`).
     """
-    catalog = catalog or Catalog()
+    catalog = catalog if catalog is not None else Catalog()
     store = MediaStore(catalog.home)
     ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name, persistent=True)
     ds.persistent = True

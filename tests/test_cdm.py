@@ -65,7 +65,7 @@ def _build_tiny_sd(folder: Path) -> None:
             if name.endswith("attn2.to_out.0"):
                 module.weight.mul_(100.0)
                 module.bias.mul_(100.0)
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000, clip_sample=False)
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000, clip_sample=False, steps_offset=1)
     StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
@@ -98,6 +98,10 @@ def cai_out(tmp_path_factory, shared_data) -> Path:
     # a row whose mask is missing: reported and skipped, the rest is used
     Image.new("RGB", (128, 128)).save(out / "abnormal" / "orphan.png")
     rows.append({"file": "orphan.png", "anomaly_class": "crack"})
+    # an image whose class was never decided: there is no token to learn for it
+    shutil.copy(out / "abnormal" / "capsule_crack_001.png", out / "abnormal" / "undecided.png")
+    shutil.copy(out / "mask" / "capsule_crack_001.png", out / "mask" / "undecided.png")
+    rows.append({"file": "undecided.png", "anomaly_class": "unassigned"})
     (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
@@ -111,6 +115,9 @@ def test_reader_uses_good_rows_and_names_bad_ones(cai_out: Path):
     assert sorted({s.anomaly_class for s in samples}) == ["crack", "scratch"]
     assert len(samples) == 4
     assert len(skipped) == 1 and "orphan.png" in skipped[0] and "no mask" in skipped[0]
+    everything, skipped = find_samples(cai_out)
+    assert len(everything) == 8 and {s.anomaly_class for s in everything} == {"crack", "scratch", "impurity"}
+    assert len(skipped) == 2 and "undecided.png: class 'unassigned' cannot be learned" in skipped[1]
     x, y = load_pair(samples[0], RES)
     assert x.shape == (3, RES, RES) and y.shape == (1, RES, RES)
     assert set(np.unique(y)) <= {0.0, 1.0} and y.any()  # thin cracks survive downscaling
@@ -241,19 +248,28 @@ def test_generate_keeps_pixels_outside_the_mask(tiny_sd: Path, cai_out: Path, sh
     assert names == sorted(p.name for p in (tmp_path / "gen" / "mask").iterdir())
     assert names == ["001_crack_000.png", "001_crack_001.png", "002_crack_000.png", "002_crack_001.png"]
     rows = [json.loads(line) for line in (tmp_path / "gen" / "manifest.jsonl").read_text().splitlines()]
-    assert sorted(r["file"] for r in rows) == names
+    assert sorted(r["file"] for r in rows) == [f"abnormal/{n}" for n in names]
+    assert all(r["mask"] == r["file"].replace("abnormal/", "mask/") for r in rows)
+    assert sorted(p.name for p in (tmp_path / "gen" / "normal").iterdir()) == ["001.png", "002.png"]
     bank = {p.name for p in cdm_folder.mask_bank(tmp_path / "cdm", "crack")}
     changed_inside = 0
     for row in rows:
-        original = np.asarray(Image.open(row["target"]).convert("RGB"))
-        out = np.asarray(Image.open(tmp_path / "gen" / "abnormal" / row["file"]))
-        mask = np.asarray(Image.open(tmp_path / "gen" / "mask" / row["file"]))
+        original = np.asarray(Image.open(row["target_path"]).convert("RGB"))
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "gen" / row["normal"]).convert("RGB")), original)
+        out = np.asarray(Image.open(tmp_path / "gen" / row["file"]))
+        mask = np.asarray(Image.open(tmp_path / "gen" / row["mask"]))
         assert out.shape == original.shape and mask.shape == original.shape[:2]
         assert set(np.unique(mask)) == {0, 255}
         assert row["anomaly_class"] == "crack" and row["mask_source"].split("/")[-1] in bank
         assert np.array_equal(out[mask == 0], original[mask == 0])  # exact: original pixels pasted outside the mask
         changed_inside += int((out[mask > 0] != original[mask > 0]).any())
     assert changed_inside == len(rows)
+
+    # A manifest row's seed regenerates its image and mask bit for bit through the Python API.
+    row = rows[-1]
+    again = CDM.load(tmp_path / "cdm", device="cpu").generate(load_image(row["target_path"]), "crack", seed=row["seed"], steps=3)
+    assert np.array_equal(again.image, np.asarray(Image.open(tmp_path / "gen" / row["file"])))
+    assert np.array_equal(again.mask, np.asarray(Image.open(tmp_path / "gen" / row["mask"])))
 
     # Given masks are used as they are; re-running is deterministic and keeps one manifest row per image.
     masks = tmp_path / "masks"
@@ -276,11 +292,12 @@ def test_generate_keeps_pixels_outside_the_mask(tiny_sd: Path, cai_out: Path, sh
     # An untrained class is a one-line error, not a traceback.
     res = runner.invoke(main, ["cdm", "generate", "--cdm", str(tmp_path / "cdm"), "--targets", str(targets), "--class", "hole",
                                "--per-image", "1", "--out", str(tmp_path / "gen2"), "--device", "cpu", "--quiet"])
-    assert res.exit_code == 1 and "'hole' was not trained" in res.output and "trained: crack, scratch, impurity" in res.output
+    assert res.exit_code == 1, res.output
+    assert "'hole' was not trained" in res.output and "trained: crack, scratch, impurity" in res.output
 
 
 def test_blending_keeps_the_background_latents_exactly(tiny_sd: Path, cai_out: Path, tmp_path: Path):
-    cfg = TrainConfig(pretrained=str(tiny_sd), data=str(cai_out), out=str(tmp_path / "cdm"), classes=["crack"], steps=1, resolution=RES, device="cpu")
+    cfg = TrainConfig(pretrained=str(tiny_sd), data=str(cai_out), out=str(tmp_path / "cdm"), classes=["crack"], steps=1, resolution=RES, device="cpu", spatial_tokens=2)
     train(cfg, progress=False)
     cdm = CDM.load(tmp_path / "cdm", device="cpu")
     samples, _ = find_samples(cai_out, ["crack"])
@@ -289,9 +306,11 @@ def test_blending_keeps_the_background_latents_exactly(tiny_sd: Path, cai_out: P
     mask = torch.zeros(1, 1, RES, RES)
     mask[..., 8:20, 10:26] = 1
     with torch.no_grad():
-        z = blended_latent_diffusion(cdm.comps, cdm.learned, pixels, mask, "a photo of <daad-crack>", torch.Generator().manual_seed(0), steps=4)
+        prompt = cdm.learned.prompt("a photo of {token}", "crack")
+        assert prompt == "a photo of <daad-crack> <daad-spatial-0> <daad-spatial-1>"
+        z = blended_latent_diffusion(cdm.comps, cdm.learned, pixels, mask, prompt, torch.Generator().manual_seed(0), steps=4)
         z0 = cdm.comps.vae.encode(pixels).latent_dist.mode() * cdm.comps.scaling_factor
-        roundtrip = cdm.comps.vae.decode(z0 / cdm.comps.scaling_factor).sample
+        roundtrip = cdm.comps.vae.decode(z0 / cdm.comps.scaling_factor).sample.clamp(-1, 1)
     lat = torch.nn.functional.adaptive_max_pool2d(mask, z.shape[-2:]).expand_as(z) > 0
     assert torch.equal(z[~lat], z0[~lat])
     assert not torch.allclose(z[lat], z0[lat])

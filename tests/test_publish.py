@@ -108,6 +108,7 @@ def catalog(mixed_catalog: dict[str, str], daad_home: Path):
 
 LOADER = r"""
 import json, sys
+import imagehash
 from datasets import Image, get_dataset_config_names, load_dataset
 folder = sys.argv[1]
 out = {"configs": sorted(get_dataset_config_names(folder))}
@@ -118,7 +119,8 @@ for cfg in sys.argv[2:]:
     for r in ds:
         rows.append({"id": r["id"], "class": names[r["anomaly_class"]], "origin": r["origin"], "license": r["license"],
                      "size": list(r["image"].size), "mask_size": list(r["mask"].size), "mask_mode": r["mask"].mode,
-                     "width": r["width"], "height": r["height"], "url": r["url"], "attribution": r["attribution"]})
+                     "width": r["width"], "height": r["height"], "url": r["url"], "attribution": r["attribution"],
+                     "phash": r["phash"], "imagehash": str(imagehash.phash(r["image"]))})
     raw = ds.cast_column("image", Image(decode=False)).cast_column("mask", Image(decode=False))
     digests = {}
     import hashlib
@@ -177,6 +179,7 @@ def test_publish_round_trip_in_fresh_process(mixed_catalog: dict[str, str], cata
         assert r["mask_mode"] == "L"
         assert loaded["full"]["digests"][sid] == [sid, rec.mask_sha]  # the stored PNG bytes, unchanged
         assert r["license"] == rec.license and r["attribution"] == rec.attribution
+        assert r["phash"] == r["imagehash"]  # dedupe did not run: publish computed imagehash's pHash
     excl = loaded["exclude_mvtec_ad"]["rows"]
     assert {r["id"] for r in excl} == clean_of_mvtec
     assert not any(r["origin"] == "mvtec_ad" for r in excl)

@@ -89,8 +89,8 @@ def collect_dataset(
             raise LayoutError(f"{exc}. It looks like {other}: try `daad collect dataset {other.split(',')[0]} {root}`") from None
         raise
     mapping = adapter.mapping(mapping_file)
-    catalog = catalog or Catalog()
-    store = store or MediaStore(catalog.home)
+    catalog = catalog if catalog is not None else Catalog()
+    store = store if store is not None else MediaStore(catalog.home)
     items = list(adapter.iter_items(root, mapping))
     return ingest(items, catalog, store, progress=progress, total=len(items), desc=adapter.name)
 

@@ -15,11 +15,14 @@ import click
 COMMAND_MODULES = [
     "daad.cli.collect",
     "daad.cli.collect_dataset",
+    "daad.cli.collect_search",
+    "daad.cli.masks",
     "daad.cli.catalog_view",
     "daad.cli.review",
     "daad.cli.publish",
     "daad.cli.cdm",
     "daad.cli.synthesize",
+    "daad.cli.dedupe",
 ]
 
 

@@ -12,9 +12,12 @@ def _classes(value: str | None) -> list[str] | None:
     if not value:
         return None
     try:
-        return [taxonomy.check_class(c) for c in value.split(",") if c.strip()]
+        classes = [taxonomy.check_class(c) for c in value.split(",") if c.strip()]
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if taxonomy.UNASSIGNED in classes:
+        raise click.BadParameter(f"{taxonomy.UNASSIGNED!r} is not an anomaly class that can be learned")
+    return classes
 
 
 @click.group()
@@ -77,7 +80,7 @@ def train_cmd(pretrained, data, out, classes, steps, batch_size, lr, resolution,
 @click.option("--class", "anomaly_class", required=True, type=click.Choice(taxonomy.CLASSES), help="Which learned class to generate.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder: abnormal/, mask/, manifest.jsonl (as `daad synthesize`).")
 @click.option("--per-image", default=10, show_default=True, help="Anomalies generated per normal image.")
-@click.option("--masks", default=None, type=click.Path(exists=True, file_okay=False), help="Folder with <target stem>.png masks; default: draw from the CAI masks the CDM was trained on.")
+@click.option("--masks", default=None, type=click.Path(exists=True, file_okay=False), help="Folder with one <target name>.png mask per target (a/x.png -> a_x.png); default: draw from the CAI masks the CDM was trained on.")
 @click.option("--steps", default=50, show_default=True, help="DDIM denoising steps.")
 @click.option("--guidance", default=7.5, show_default=True, help="Classifier-free guidance scale.")
 @click.option("--strength", default=1.0, show_default=True, help="How much noise to start from inside the mask (0-1].")

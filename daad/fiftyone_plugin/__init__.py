@@ -13,6 +13,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from daad import review, taxonomy
+from daad.masks import default_who
 
 
 def _targets(ctx):
@@ -27,7 +28,7 @@ def _who(ctx) -> str:
     """The App's user where FiftyOne knows one (teams), else the OS user running the App."""
     user = getattr(ctx, "user", None)
     email = getattr(user, "email", None) if user else None
-    return f"fiftyone:{email}" if email else review.default_who("fiftyone")
+    return f"fiftyone:{email}" if email else default_who("fiftyone")
 
 
 def _finish(ctx, report: review.DecisionReport) -> dict:

@@ -30,7 +30,8 @@ the same MVTec images at 256 px) is sigma = 1.0-1.5 grey levels, so T = 4 is abo
 
 Determinism. All randomness comes from one numpy Generator per target, seeded from
 (seed, crc32 of the target's key); nothing depends on call order or on which worker
-process runs the target, so the same seed gives bit-identical output.
+process runs the target, so the same seed gives bit-identical output (with the same
+versions of numpy, scipy and OpenCV: their resampling and FFT code is part of the result).
 """
 
 from __future__ import annotations

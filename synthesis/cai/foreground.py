@@ -19,6 +19,7 @@ and an all-one mask for textures. Three interchangeable maskers share one call s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -137,7 +138,17 @@ class RembgForeground:
                 from rembg import new_session
             except ImportError as exc:
                 raise RuntimeError('rembg is not installed: pip install "daad[rembg]"') from exc
-            self._session = new_session("u2net_custom", model_path=str(self.model_path))
+            # rembg >= 2.0.80 only loads model files under its model home (U2NET_HOME or
+            # REMBG_HOME); point it at the user's file's folder for this call only.
+            saved = os.environ.get("U2NET_HOME")
+            os.environ["U2NET_HOME"] = str(self.model_path.resolve().parent)
+            try:
+                self._session = new_session("u2net_custom", model_path=str(self.model_path.resolve()))
+            finally:
+                if saved is None:
+                    os.environ.pop("U2NET_HOME", None)
+                else:
+                    os.environ["U2NET_HOME"] = saved
         return self._session
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -157,7 +157,8 @@ def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     """Inject into every target, write the Folder layout, manifest and preview; return a Report.
 
     A bad target (unreadable, empty foreground, no pattern fits) is reported and
-    skipped; the rest of the batch goes on.
+    skipped; the rest of the batch goes on. With `workers > 1` the workers are spawned
+    processes, so a script calling this needs the usual `if __name__ == "__main__":` guard.
     """
     out = Path(out_dir)
     for sub in ("abnormal", "mask", "normal"):

@@ -20,7 +20,7 @@ from PIL import Image
 
 from daad.errors import BadItemError, BadMaskError, LayoutError
 from daad.images import load_image, load_mask
-from daad.taxonomy import check_class
+from daad.taxonomy import CLASSES, check_class
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def find_samples(folder: str | Path, classes: Iterable[str] | None = None) -> tu
         seen.add(name)
         image, mask = folder / "abnormal" / name, folder / "mask" / name
         try:
-            check_class(cls)
+            if check_class(cls) not in CLASSES:
+                raise BadItemError(image, f"class {cls!r} cannot be learned (one of {', '.join(CLASSES)} is needed)")
             if not image.is_file():
                 raise BadItemError(image, "listed in manifest.jsonl but missing")
             if not mask.is_file():

@@ -41,6 +41,7 @@ from daad.images import IMAGE_SUFFIXES, load_image, load_mask
 from daad.synthesis.cdm import cdm_folder
 from daad.synthesis.cdm.model import Components, load_components, pick_device, pick_dtype
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
+from daad.taxonomy import CLASSES
 
 
 @dataclass
@@ -77,7 +78,7 @@ class CDM:
         training = config["training"]
         dev = pick_device(device)
         comps = load_components(pretrained or training["pretrained"], dev, pick_dtype(precision, dev))
-        classes = list(training["classes"])
+        classes = [c for c in CLASSES if c in training["classes"]]
         dim = comps.text_encoder.get_input_embeddings().weight.shape[1]
         learned = LearnedTokens(classes, dim, int(training["spatial_tokens"]))
         with torch.no_grad():
@@ -232,6 +233,14 @@ def list_targets(targets: str | Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def target_stem(target: Path, targets: str | Path) -> str:
+    """Output name stem of a target: its path under --targets with / as _, so `good/001.png` and `other/001.png` do not collide."""
+    root = Path(targets)
+    if root.is_file():
+        return target.stem
+    return "_".join(target.relative_to(root).with_suffix("").parts)
+
+
 def _write_png(path: Path, arr: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     Image.fromarray(arr).save(tmp, format="PNG")
@@ -268,16 +277,19 @@ def generate_folder(
 ) -> GenerateReport:
     """Write `per_image` anomalies per normal image in the anomalib-Folder layout of CAI.
 
-    `out/abnormal/<stem>_<class>_<k>.png`, `out/mask/` with the same names, and one
-    manifest.jsonl row per image (file, anomaly_class, target, seed, mask source, ...).
-    With `masks`, a target `x.png` uses `masks/x.png` (binary, same size); a target
-    without one is reported and skipped. A bad target is reported and skipped too.
+    `out/abnormal/<stem>_<class>_<k>.png`, `out/mask/` with the same names, the normal
+    image itself as `out/normal/<stem>.png`, and one manifest.jsonl row per image with
+    CAI's keys (file, mask, normal, target_path, anomaly_class) plus CDM's provenance
+    (seed, mask source, prompt, steps, guidance, ...).
+    With `masks`, a target `x.png` uses `masks/x.png` (binary, same size; a target in a
+    subfolder `a/x.png` uses `masks/a_x.png`); a target without one is reported and skipped. A bad target is reported and skipped too.
     """
     if anomaly_class not in cdm.classes:
         raise DaadError(f"class {anomaly_class!r} was not trained in {cdm.folder} (trained: {', '.join(cdm.classes)})")
     out = Path(out)
     (out / "abnormal").mkdir(parents=True, exist_ok=True)
     (out / "mask").mkdir(parents=True, exist_ok=True)
+    (out / "normal").mkdir(parents=True, exist_ok=True)
     report = GenerateReport(out)
     files = list_targets(targets)
     if not files:
@@ -285,11 +297,12 @@ def generate_folder(
     rows = []
     bar = tqdm(total=len(files) * per_image, desc=f"cdm generate {anomaly_class}", unit="img", disable=not progress)
     for ti, target in enumerate(files):
+        stem = target_stem(target, targets)
         try:
             image = load_image(target)
             mask = None
             if masks is not None:
-                mpath = Path(masks) / f"{target.stem}.png"
+                mpath = Path(masks) / f"{stem}.png"
                 if not mpath.is_file():
                     raise BadItemError(target, f"no mask {mpath}")
                 mask = load_mask(mpath, image.size, binarize=True)
@@ -297,6 +310,8 @@ def generate_folder(
             report.skipped.append(str(exc))
             bar.update(per_image)
             continue
+        normal_name = f"{stem}.png"
+        _write_png(out / "normal" / normal_name, np.asarray(image))
         for k in range(per_image):
             s = derive_seed(seed, ti, k)
             try:
@@ -305,12 +320,13 @@ def generate_folder(
                 report.skipped.append(f"{target}: {exc}")
                 bar.update(per_image - k)
                 break
-            name = f"{target.stem}_{anomaly_class}_{k:03d}.png"
+            name = f"{stem}_{anomaly_class}_{k:03d}.png"
             _write_png(out / "abnormal" / name, res.image)
             _write_png(out / "mask" / name, res.mask)
-            row = {"file": name, "target": str(target.resolve()), "cdm": str(cdm.folder.resolve()), **res.provenance}
+            row = {"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": f"normal/{normal_name}",
+                   "target_path": str(target.resolve()), "cdm": str(cdm.folder.resolve()), **res.provenance}
             if masks is not None:
-                row["mask_source"] = f"given:{(Path(masks) / (target.stem + '.png')).resolve()}"
+                row["mask_source"] = f"given:{(Path(masks) / normal_name).resolve()}"
             rows.append(row)
             report.written += 1
             bar.update(1)

@@ -78,19 +78,27 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 @contextlib.contextmanager
 def _quiet_hf() -> Iterator[None]:
-    """Silence diffusers/transformers info chatter while loading; errors still surface."""
+    """Silence diffusers/transformers info chatter and per-file loading bars while loading; errors still surface."""
     import diffusers
     import transformers
 
     old_d = diffusers.utils.logging.get_verbosity()
     old_t = transformers.utils.logging.get_verbosity()
+    bars_d = diffusers.utils.logging.is_progress_bar_enabled()
+    bars_t = transformers.utils.logging.is_progress_bar_enabled()
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     try:
         yield
     finally:
         diffusers.utils.logging.set_verbosity(old_d)
         transformers.utils.logging.set_verbosity(old_t)
+        if bars_d:
+            diffusers.utils.logging.enable_progress_bar()
+        if bars_t:
+            transformers.utils.logging.enable_progress_bar()
 
 
 def check_pretrained(pretrained: str) -> None:
@@ -127,11 +135,11 @@ def load_components(pretrained: str, device: torch.device | str = "cpu", dtype: 
             vae = AutoencoderKL.from_pretrained(where, subfolder="vae", local_files_only=True)
             unet = UNet2DConditionModel.from_pretrained(where, subfolder="unet", local_files_only=True)
             scheduler = DDPMScheduler.from_pretrained(where, subfolder="scheduler", local_files_only=True)
+            for module in (text_encoder, vae, unet):
+                module.requires_grad_(False)
+                module.eval()
+                module.to(device=device, dtype=dtype)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(f"{pretrained}: cannot load the pretrained model offline ({first}); point --pretrained at a local Stable Diffusion folder") from None
-    for module in (text_encoder, vae, unet):
-        module.requires_grad_(False)
-        module.eval()
-        module.to(device=device, dtype=dtype)
     return Components(tokenizer, text_encoder, vae, unet, scheduler, source=str(pretrained), device=device, dtype=dtype)

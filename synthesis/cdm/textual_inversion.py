@@ -108,7 +108,7 @@ class LearnedTokens(nn.Module):
             tokenizer.add_tokens(new)
         embedding = text_encoder.get_input_embeddings()
         if len(tokenizer) > embedding.weight.shape[0]:
-            text_encoder.resize_token_embeddings(len(tokenizer))
+            text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # rows are overwritten below
             embedding = text_encoder.get_input_embeddings()
         device = embedding.weight.device
         self._class_ids = torch.tensor(tokenizer.convert_tokens_to_ids(self.tokens), device=device)

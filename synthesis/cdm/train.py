@@ -38,7 +38,7 @@ from daad.errors import DaadError
 from daad.images import load_image, load_mask
 from daad.synthesis.cdm import cdm_folder
 from daad.synthesis.cdm.cai_folder import Sample, find_samples, load_pair
-from daad.synthesis.cdm.model import Components, load_components, pick_device, pick_dtype
+from daad.synthesis.cdm.model import Components, check_pretrained, load_components, pick_device, pick_dtype
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
 from daad.taxonomy import CLASSES
 
@@ -158,10 +158,16 @@ def _class_order(samples: list[Sample], requested: Sequence[str] | None) -> list
     return [c for c in CLASSES if c in present]
 
 
+def _where(pretrained: str) -> str:
+    """A local model folder as an absolute path (generation may run from another directory); a hub id as is."""
+    path = Path(pretrained).expanduser()
+    return str(path.resolve()) if path.exists() else pretrained
+
+
 def _training_block(cfg: TrainConfig, classes: list[str], comps: Components) -> dict:
     """The part of cdm.json that must match for --resume to continue the same run."""
     return {
-        "pretrained": cfg.pretrained,
+        "pretrained": _where(cfg.pretrained),
         "classes": {c: class_token(c) for c in classes},
         "prompt": cfg.prompt,
         "resolution": cfg.resolution,
@@ -197,6 +203,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, compone
     if resume and existing is None:
         raise DaadError(f"{out}: --resume given but there is no checkpoint in {cdm_folder.checkpoint_dir(out)}")
 
+    if components is None:
+        check_pretrained(cfg.pretrained)  # fail before scanning the data, not after
     samples, skipped = find_samples(cfg.data, cfg.classes)
     if not samples:
         raise DaadError(f"{cfg.data}: no usable CAI images" + (f" of class {', '.join(cfg.classes)}" if cfg.classes else ""))

@@ -1,0 +1,274 @@
+"""Benchmark: daad's hashing + near-duplicate search against idealo's imagededup PHash.
+
+    python benchmarks/dedupe.py                  # quick default: 1500 images, 300k random codes (~1 min)
+    python benchmarks/dedupe.py --full           # 10k images, 1M random hashes (the README's numbers)
+    python benchmarks/dedupe.py --measure-k      # the measurement behind the default k (dedupe.py)
+
+What it does, all in one run on this machine:
+
+1. Images: real images from ../shared/data (every dataset, masks excluded) plus planted
+   near-duplicates of each: JPEG q60, 50% resize, centred 2% crop, brightness +10%,
+   horizontal flip, and a web re-post (75% size, JPEG q80); written to a temp folder.
+2. Hash + dedupe them with daad (pHash + dHash, k=8, without and with the 8 dihedral
+   variants) and with imagededup's `PHash` (`encode_images` + `find_duplicates`,
+   its default threshold 10, its Cython brute force), both with the same worker count.
+   Prints seconds, the ratio imagededup/daad, and the recall of planted pairs per plant.
+3. Search alone: R random 128-bit codes with 1000 planted near pairs (<= k bits
+   apart); daad's multi-index hashing on all R, and on a subset of B codes both daad
+   (MIH and brute force) and imagededup's search (on the 64-bit pHash half), whose cost
+   is quadratic; the ratio is measured at B, imagededup at R is extrapolated (B/R)^2
+   and printed as such.
+
+imagededup imports torchvision in its package __init__ files (for its CNN method);
+torchvision from PyPI does not work with our CPU torch, so only its hashing modules are
+imported (`_imagededup_phash`). Install: `pip install --no-deps imagededup` (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from daad import hashing
+from daad.images import IMAGE_SUFFIXES, load_image
+from daad.near_duplicates import BruteForce, MultiIndexHash, distance
+
+SHARED = Path(os.environ.get("DAAD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _jpeg(im: Image.Image, q: int) -> Image.Image:
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "JPEG", quality=q)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def _crop2(im: Image.Image) -> Image.Image:
+    dx, dy = round(im.width * 0.01), round(im.height * 0.01)
+    return im.crop((dx, dy, im.width - dx, im.height - dy))
+
+
+PLANTS = {
+    "jpeg60": lambda im: _jpeg(im, 60),
+    "resize50": lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.BILINEAR),
+    "crop2": _crop2,
+    "bright10": lambda im: ImageEnhance.Brightness(im).enhance(1.1),
+    "hflip": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    "repost": lambda im: _jpeg(im.resize((max(1, im.width * 3 // 4), max(1, im.height * 3 // 4)), Image.BICUBIC), 80),
+}
+
+
+def real_images(root: Path = SHARED) -> list[Path]:
+    skip = {"ground_truth", "groundTruth", "seg"}
+    return sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not skip & set(p.parts) and not p.stem.endswith("_mask")
+    )
+
+
+def _imagededup_phash():
+    """imagededup's PHash class without running its package __init__ (which imports torchvision)."""
+    import imagededup
+
+    base = Path(imagededup.__file__).parent
+    for sub in ("methods", "utils"):
+        name = f"imagededup.{sub}"
+        if name not in sys.modules:
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [str(base / sub)]
+            sys.modules[name] = pkg
+    logging.getLogger("imagededup").setLevel(logging.WARNING)
+    for logger in list(logging.root.manager.loggerDict):
+        if logger.startswith("imagededup"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="imagededup")
+    from imagededup.methods.hashing import PHash
+
+    return PHash
+
+
+def make_images(n: int, out: Path, seed: int = 0) -> tuple[list[Path], list[int], list[str]]:
+    """Write ~n images (bases + all plants of each); returns paths, base index and plant name per image."""
+    bases = real_images()
+    per = len(PLANTS) + 1
+    rng = random.Random(seed)
+    anomalies = [p for p in bases if _is_mvtec_anomaly(p)]  # always in: the hardest look-alikes
+    rest = [p for p in bases if not _is_mvtec_anomaly(p)]
+    chosen = anomalies + rng.sample(rest, min(len(rest), max(0, n // per - len(anomalies))))
+    paths, group, kind = [], [], []
+    for g, src in enumerate(chosen):
+        im = load_image(src)
+        for name, fn in [("base", lambda x: x), *PLANTS.items()]:
+            p = out / f"{g:05d}_{name}.png"
+            fn(im).save(p, compress_level=1)
+            paths.append(p)
+            group.append(g)
+            kind.append(name)
+    return paths, group, kind, chosen
+
+
+def _is_mvtec_anomaly(p: Path) -> bool:
+    return "mvtec_ad" in p.parts and p.parent.name != "good" and "test" in p.parts
+
+
+def recall(pairs: set[tuple[int, int]], group: list[int], kind: list[str]) -> dict[str, float]:
+    """Per plant: the share of (plant, its base) pairs reported."""
+    base_of = {g: i for i, (g, k) in enumerate(zip(group, kind)) if k == "base"}
+    out = {}
+    for plant in PLANTS:
+        want = [(min(i, base_of[g]), max(i, base_of[g])) for i, (g, k) in enumerate(zip(group, kind)) if k == plant]
+        out[plant] = sum(w in pairs for w in want) / max(1, len(want))
+    return out
+
+
+def bench_images(n: int, k: int, workers: int) -> None:
+    PHash = _imagededup_phash()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t = time.perf_counter()
+        paths, group, kind, chosen = make_images(n, folder)
+        print(f"images: {len(paths)} ({len(set(group))} real images from {SHARED} + {len(PLANTS)} plants each), written in {time.perf_counter() - t:.1f}s")
+        index = {p.name: i for i, p in enumerate(paths)}
+
+        t0 = time.perf_counter()
+        h = hashing.hash_files(paths, workers=workers, progress=False)
+        t1 = time.perf_counter()
+        i, j, _ = MultiIndexHash().self_pairs(h.phash, h.dhash, k)
+        t2 = time.perf_counter()
+        ours = set(zip(i.tolist(), j.tolist()))
+
+        hv = hashing.hash_files(paths, workers=workers, variants=True, progress=False)
+        t3 = time.perf_counter()
+        q, jv, _ = MultiIndexHash().cross_pairs(hv.phash_variants.reshape(-1), hv.dhash_variants.reshape(-1), hv.phash, hv.dhash, k)
+        t4 = time.perf_counter()
+        iv = q // 8
+        ours_v = {(min(a, b), max(a, b)) for a, b in zip(iv.tolist(), jv.tolist()) if a != b}
+
+        ph = PHash(verbose=False)
+        t5 = time.perf_counter()
+        enc = ph.encode_images(image_dir=str(folder), num_enc_workers=workers)
+        t6 = time.perf_counter()
+        dup = ph.find_duplicates(encoding_map=enc, max_distance_threshold=10, num_dist_workers=workers)
+        t7 = time.perf_counter()
+        theirs = {(min(index[a], index[b]), max(index[a], index[b])) for a, bs in dup.items() for b in bs}
+        dup8 = ph.find_duplicates(encoding_map=enc, max_distance_threshold=k, num_dist_workers=workers)
+        t8 = time.perf_counter()
+        theirs8 = {(min(index[a], index[b]), max(index[a], index[b])) for a, bs in dup8.items() for b in bs}
+
+    rows = [
+        ("daad pHash+dHash, k=8", t1 - t0, t2 - t1, ours),
+        ("daad --variants (8 dihedral)", t3 - t2, t4 - t3, ours_v),
+        ("imagededup PHash, threshold 10", t6 - t5, t7 - t6, theirs),
+        (f"imagededup PHash, threshold {k}", t6 - t5, t8 - t7, theirs8),
+    ]
+    mv = {g for g, src in enumerate(chosen) if _is_mvtec_anomaly(src)}
+    print(f"\n{'method':34s} {'hash s':>8s} {'search s':>9s} {'total s':>8s}  recall: " + " ".join(f"{p:>8s}" for p in PLANTS) + "  cross-image pairs  distinct-MVTec-anomaly pairs")
+    for name, th, ts, pairs in rows:
+        r = recall(pairs, group, kind)
+        cross = sum(group[a] != group[b] for a, b in pairs)
+        mv_pairs = sum(group[a] != group[b] and group[a] in mv and group[b] in mv for a, b in pairs)
+        print(f"{name:34s} {th:8.2f} {ts:9.3f} {th + ts:8.2f}  recall: " + " ".join(f"{r[p]:8.3f}" for p in PLANTS) + f"  {cross:17d}  {mv_pairs:27d}")
+    base_total = rows[2][1] + rows[2][2]
+    print(f"\nimagededup / daad total time: {base_total / (rows[0][1] + rows[0][2]):.2f}x (daad default), {base_total / (rows[1][1] + rows[1][2]):.2f}x (daad --variants)")
+    print("cross-image pairs: pairs between copies of two different real images (the real data holds genuine near-duplicates,")
+    print("e.g. DeepPCB template/test pairs); distinct-MVTec-anomaly pairs: of those, between two different MVTec AD anomalies (false).")
+    print(f"({len(mv)} MVTec AD anomalies among the {len(chosen)} real images)")
+
+
+def bench_search(r: int, b: int, k: int, workers: int, seed: int = 0) -> None:
+    PHash = _imagededup_phash()
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, 2**64, r, dtype=np.uint64, endpoint=False)
+    d = rng.integers(0, 2**64, r, dtype=np.uint64, endpoint=False)
+    planted = []
+    for n in range(min(1000, r // 2)):
+        a, c = 2 * n, 2 * n + 1  # plant c as a copy of a with up to k flipped bits, split over both words
+        flips = rng.choice(128, int(rng.integers(1, k + 1)), replace=False)
+        p[c], d[c] = p[a], d[a]
+        for f in flips:
+            if f < 64:
+                p[c] ^= np.uint64(1) << np.uint64(f)
+            else:
+                d[c] ^= np.uint64(1) << np.uint64(f - 64)
+        planted.append((a, c))
+    print(f"\nsearch alone: {r:,} random 128-bit codes with {len(planted)} planted pairs (1..{k} bits apart), k={k}")
+    t = time.perf_counter()
+    i, j, _ = MultiIndexHash().self_pairs(p, d, k)
+    t_mih = time.perf_counter() - t
+    found = set(zip(i.tolist(), j.tolist()))
+    print(f"daad multi-index hashing on {r:,}: {t_mih:.2f}s, {len(found)} pairs, planted recall {sum(x in found for x in planted) / len(planted):.3f}")
+
+    pb, db = p[:b], d[:b]
+    t = time.perf_counter()
+    MultiIndexHash().self_pairs(pb, db, k)
+    t_mih_b = time.perf_counter() - t
+    t = time.perf_counter()
+    BruteForce().self_pairs(pb, db, k)
+    t_bf_b = time.perf_counter() - t
+    enc = {f"c{n}": format(int(x), "016x") for n, x in enumerate(pb)}
+    t = time.perf_counter()
+    PHash(verbose=False).find_duplicates(encoding_map=enc, max_distance_threshold=k, num_dist_workers=workers)
+    t_idd_b = time.perf_counter() - t
+    print(f"on the first {b:,}: daad MIH {t_mih_b:.3f}s, daad brute force {t_bf_b:.3f}s, imagededup brute_force_cython (64-bit pHash) {t_idd_b:.3f}s")
+    print(f"imagededup / daad MIH at {b:,}: {t_idd_b / t_mih_b:.1f}x;  brute force / MIH: {t_bf_b / t_mih_b:.1f}x")
+    est = t_idd_b * (r / b) ** 2
+    print(f"imagededup at {r:,} (extrapolated x{(r / b) ** 2:,.0f}, quadratic): ~{est:,.0f}s -> ~{est / t_mih:,.0f}x daad MIH's measured {t_mih:.1f}s")
+
+
+def measure_k(k: int) -> None:
+    """Distances of planted copies of MVTec AD anomalies vs distances between distinct ones."""
+    anomalies = sorted(p for p in (SHARED / "mvtec_ad").glob("*/test/*/*.png") if p.parent.name != "good")
+    h = hashing.hash_files(anomalies, progress=False)
+    iu = np.triu_indices(len(anomalies), 1)
+    dist = distance(h.phash[:, None], h.dhash[:, None], h.phash[None], h.dhash[None])[iu]
+    dp = hashing.hamming(h.phash[:, None], h.phash[None])[iu]
+    dd = hashing.hamming(h.dhash[:, None], h.dhash[None])[iu]
+    print(f"{len(anomalies)} distinct MVTec AD anomalies: smallest distance pHash {dp.min()}, dHash {dd.min()}, pHash+dHash {dist.min()}")
+    worst = {}
+    for path, p0, d0 in zip(anomalies, h.phash, h.dhash):
+        im = load_image(path)
+        for name, fn in PLANTS.items():
+            hv = hashing.hash_images([fn(im)])
+            if name == "hflip":
+                v = hashing.hash_images([im], variants=True)
+                dist_p = int(distance(v.phash_variants[0], v.dhash_variants[0], hv.phash[0], hv.dhash[0]).min())
+            else:
+                dist_p = int(distance(p0, d0, hv.phash[0], hv.dhash[0]))
+            worst[name] = max(worst.get(name, 0), dist_p)
+    print("largest pHash+dHash distance of a planted copy to its original: " + ", ".join(f"{n} {v}" for n, v in worst.items()) + " (hflip: best of 8 variants)")
+    print(f"k={k}: distinct anomalies paired: {(dist <= k).sum()}; planted copies beyond k: {[n for n, v in worst.items() if v > k] or 'none'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="10k images and 1M random codes (default: --quick sizes)")
+    ap.add_argument("--images", type=int, help="number of images (quick 1500, full 10000)")
+    ap.add_argument("--random", type=int, help="random codes for the search step (quick 300k, full 1M)")
+    ap.add_argument("--baseline-codes", type=int, help="codes for the quadratic baseline search (quick 8k, full 20k)")
+    ap.add_argument("-k", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--measure-k", action="store_true", help="only print the measurement behind the default k")
+    a = ap.parse_args()
+    if a.measure_k:
+        measure_k(a.k)
+        return
+    n = a.images or (10_000 if a.full else 1500)
+    r = a.random or (1_000_000 if a.full else 300_000)
+    b = a.baseline_codes or (20_000 if a.full else 8_000)
+    print(f"daad dedupe benchmark: {os.cpu_count()} CPUs, {a.workers} workers, k={a.k}")
+    bench_images(n, a.k, a.workers)
+    bench_search(r, b, a.k, a.workers)
+
+
+if __name__ == "__main__":
+    main()

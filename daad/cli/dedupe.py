@@ -1,0 +1,76 @@
+"""`daad dedupe` and `daad leakage NAME PATH`: near-duplicates and evaluation-set leakage."""
+
+from __future__ import annotations
+
+import click
+
+from daad.cli.collect_dataset import DATASET_NAMES
+
+_K_HELP = "Hamming threshold on hamming(pHash) + hamming(dHash) (default 8, measured on ../shared/data; see README)."
+
+
+@click.command()
+@click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
+@click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies (8 dihedral variants per image; reads every image again).")
+@click.option("--method", type=click.Choice(["mih", "brute"]), default="mih", show_default=True, help="Search: multi-index hashing, or all pairs.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Save a contact sheet PNG of the largest clusters.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Clusters listed in the report.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, quiet: bool) -> None:
+    """Cluster near-duplicate samples; keep one per cluster, mark the others (never deleted).
+
+    The representative has a ground-truth mask > annotated mask > larger image > source
+    existing_dataset > photograph > online_search. The others get duplicate_of and the
+    tag `duplicate`. Idempotent: re-running releases samples no longer in a cluster.
+
+    \b
+    Examples:
+      daad dedupe
+      daad dedupe --variants --plot clusters.png
+      daad ls --representatives
+    """
+    from daad.catalog import Catalog
+    from daad.dedupe import contact_sheet
+    from daad.dedupe import dedupe as run
+    from daad.media_store import MediaStore
+
+    catalog = Catalog()
+    store = MediaStore(catalog.home)
+    report = run(catalog, store, k=k, variants=variants, method=method, progress=not quiet)
+    click.echo(report.summary(limit))
+    if plot:
+        click.echo(f"plot: {contact_sheet(report, store, plot)}")
+
+
+@click.command()
+@click.argument("name", type=click.Choice(DATASET_NAMES))
+@click.argument("path", type=click.Path(file_okay=False, exists=True))
+@click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
+@click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies of the dataset's images.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def leakage(name: str, path: str, k: int, variants: bool, quiet: bool) -> None:
+    """Mark samples that come from, or near-duplicate, evaluation dataset NAME at PATH.
+
+    Hashes every image of the dataset (normal and anomalous, train and test; cached in
+    the catalog until the folder changes) and adds NAME to `leaks` of each sample whose
+    origin is NAME or whose hash is within k of any of them.
+
+    \b
+    Examples:
+      daad leakage mvtec_ad ~/data/mvtec_anomaly_detection
+      daad leakage visa ~/data/VisA --variants
+      daad ls --leaks mvtec_ad
+    """
+    from daad.errors import DaadError
+    from daad.leakage import mark_leakage
+
+    try:
+        report = mark_leakage(name, path, k=k, variants=variants, progress=not quiet)
+    except (DaadError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.summary())
+
+
+def register(group: click.Group) -> None:
+    group.add_command(dedupe)
+    group.add_command(leakage)

@@ -1,0 +1,200 @@
+"""64-bit perceptual hashes (pHash, dHash), bit for bit those of `imagehash`, computed in batches.
+
+Why our own implementation and not `imagehash` itself: `imagehash.phash` and
+`imagehash.dhash` each convert the image to grey again, and run one DCT per image.
+Here an image is decoded and converted to grey once, both thumbnails come from that
+grey image with the same Pillow calls `imagehash` makes (`convert("L")`, then
+`resize(..., LANCZOS)` to 32x32 and 9x8), and the DCTs of a whole batch run in one
+`scipy.fftpack.dct` call, which gives the same floats as one call per image. The bits,
+their order (row-major, first bit most significant) and the 16-hex-digit strings are
+`imagehash`'s: `str(imagehash.phash(im)) == phash(im)` (tests/test_hashing.py proves it
+on the real images in ../shared/data).
+
+Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
+exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
+within a few bits of one of the original's variants. Variant 0 is the image itself.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence, Union
+
+import numpy as np
+import scipy.fftpack
+from PIL import Image
+from tqdm import tqdm
+
+from daad.errors import BadItemError
+from daad.images import load_image
+
+HASH_SIZE = 8
+_PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
+# Image.transpose codes of the 8 symmetries of the square; index 0 is the identity.
+DIHEDRAL: tuple[int | None, ...] = (
+    None,
+    Image.Transpose.FLIP_LEFT_RIGHT,
+    Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_180,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+)
+_WEIGHTS = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+
+def _thumbnails(im: Image.Image, variants: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 32, 32) and (n, 8, 9) uint8 grey thumbnails, n = 8 with variants else 1."""
+    grey = im.convert("L")
+    ph, dh = [], []
+    for t in DIHEDRAL if variants else DIHEDRAL[:1]:
+        g = grey if t is None else grey.transpose(t)
+        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.LANCZOS)))
+        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.LANCZOS)))
+    return np.stack(ph), np.stack(dh)
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    """(..., 64) booleans -> (...,) uint64, first bit most significant (imagehash's order)."""
+    return (bits.astype(np.uint64) * _WEIGHTS).sum(axis=-1, dtype=np.uint64)
+
+
+def phash_bits(thumbs: np.ndarray) -> np.ndarray:
+    """pHash of a batch of (n, 32, 32) grey thumbnails -> (n,) uint64.
+
+    The 8x8 lowest frequencies of the 2-D DCT-II, each bit set when above their median.
+    """
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbs, axis=1), axis=2)
+    low = dct[:, :HASH_SIZE, :HASH_SIZE].reshape(len(thumbs), -1)
+    med = np.median(low, axis=1, keepdims=True)
+    return _pack(low > med)
+
+
+def dhash_bits(thumbs: np.ndarray) -> np.ndarray:
+    """dHash of a batch of (n, 8, 9) grey thumbnails -> (n,) uint64: each pixel brighter than its left neighbour."""
+    diff = thumbs[:, :, 1:] > thumbs[:, :, :-1]
+    return _pack(diff.reshape(len(thumbs), -1))
+
+
+def to_hex(value: int | np.integer) -> str:
+    """A 64-bit hash as imagehash's 16-hex-digit string."""
+    return format(int(value), "016x")
+
+
+def from_hex(text: str) -> int:
+    return int(text, 16)
+
+
+def hex_array(texts: Iterable[str]) -> np.ndarray:
+    """16-hex-digit strings -> uint64 array."""
+    return np.array([int(t, 16) for t in texts], dtype=np.uint64)
+
+
+def phash(im: Image.Image) -> str:
+    """pHash of one image, as `str(imagehash.phash(im))`."""
+    return to_hex(phash_bits(_thumbnails(im, False)[0])[0])
+
+
+def dhash(im: Image.Image) -> str:
+    """dHash of one image, as `str(imagehash.dhash(im))`."""
+    return to_hex(dhash_bits(_thumbnails(im, False)[1])[0])
+
+
+@dataclass
+class Hashes:
+    """Hashes of a batch of images, in input order.
+
+    `phash`/`dhash` are (n,) uint64; with variants, `phash_variants`/`dhash_variants` are
+    (n, 8) (column 0 equals `phash`). `ok[i]` is False for an image that could not be
+    read; its hashes are 0 and `errors` holds its one-line reason.
+    """
+
+    phash: np.ndarray
+    dhash: np.ndarray
+    ok: np.ndarray
+    phash_variants: np.ndarray | None = None
+    dhash_variants: np.ndarray | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def hash_images(images: Sequence[Image.Image], variants: bool = False) -> Hashes:
+    """Hash already-decoded images (one batched DCT for all of them)."""
+    n, v = len(images), 8 if variants else 1
+    ph = np.zeros((n, v, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
+    dh = np.zeros((n, v, HASH_SIZE, HASH_SIZE + 1), np.uint8)
+    for i, im in enumerate(images):
+        ph[i], dh[i] = _thumbnails(im, variants)
+    return _finish(ph, dh, np.ones(n, bool), variants, [])
+
+
+def _finish(ph: np.ndarray, dh: np.ndarray, ok: np.ndarray, variants: bool, errors: list[str]) -> Hashes:
+    n, v = ph.shape[:2]
+    p = phash_bits(ph.reshape(n * v, _PHASH_SIDE, _PHASH_SIDE)).reshape(n, v) if n else np.zeros((0, v), np.uint64)
+    d = dhash_bits(dh.reshape(n * v, HASH_SIZE, HASH_SIZE + 1)).reshape(n, v) if n else np.zeros((0, v), np.uint64)
+    p[~ok] = 0
+    d[~ok] = 0
+    return Hashes(p[:, 0].copy(), d[:, 0].copy(), ok, p if variants else None, d if variants else None, errors)
+
+
+def _thumbs_of_files(args: tuple[list[str], bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Worker: decode (with daad's checks and EXIF orientation) and thumbnail a chunk of files."""
+    paths, variants = args
+    v = 8 if variants else 1
+    ph = np.zeros((len(paths), v, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
+    dh = np.zeros((len(paths), v, HASH_SIZE, HASH_SIZE + 1), np.uint8)
+    ok = np.zeros(len(paths), bool)
+    errors = []
+    for i, p in enumerate(paths):
+        try:
+            ph[i], dh[i] = _thumbnails(load_image(p), variants)
+            ok[i] = True
+        except BadItemError as exc:
+            errors.append(str(exc))
+    return ph, dh, ok, errors
+
+
+def hash_files(
+    paths: Sequence[Union[str, Path]],
+    variants: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "hash",
+    chunk: int = 64,
+) -> Hashes:
+    """Hash image files in parallel processes (decoding dominates); bad files are reported, not fatal.
+
+    `workers` defaults to the CPU count; 1 runs in this process.
+    """
+    paths = [str(p) for p in paths]
+    workers = workers or os.cpu_count() or 1
+    chunks = [(paths[i : i + chunk], variants) for i in range(0, len(paths), chunk)]
+    parts = []
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
+    if workers == 1 or len(chunks) <= 1:
+        results = map(_thumbs_of_files, chunks)
+        for r, c in zip(results, chunks):
+            parts.append(r)
+            bar.update(len(c[0]))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for r, c in zip(pool.map(_thumbs_of_files, chunks), chunks):
+                parts.append(r)
+                bar.update(len(c[0]))
+    bar.close()
+    v = 8 if variants else 1
+    if not parts:
+        return _finish(np.zeros((0, v, _PHASH_SIDE, _PHASH_SIDE), np.uint8), np.zeros((0, v, HASH_SIZE, HASH_SIZE + 1), np.uint8), np.zeros(0, bool), variants, [])
+    ph = np.concatenate([p[0] for p in parts])
+    dh = np.concatenate([p[1] for p in parts])
+    ok = np.concatenate([p[2] for p in parts])
+    errors = [e for p in parts for e in p[3]]
+    return _finish(ph, dh, ok, variants, errors)
+
+
+def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Bitwise Hamming distance of uint64 hashes (broadcasting)."""
+    return np.bitwise_count(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64))).astype(np.int64)

@@ -1,0 +1,73 @@
+"""daad.hashing gives imagehash's bits, on the real images of ../shared/data."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from daad import hashing
+from daad.images import IMAGE_SUFFIXES, load_image
+
+
+def _real_images(shared_data: Path, n_per_dataset: int = 12) -> list[Path]:
+    """A fixed sample of every dataset's images (RGB, grey, JPEG, PNG, BMP-in-.png)."""
+    rng = random.Random(5)
+    out = []
+    for ds in sorted(p for p in shared_data.iterdir() if p.is_dir()):
+        files = sorted(
+            p for p in ds.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and "ground_truth" not in p.parts and not p.stem.endswith("_mask")
+        )
+        out += rng.sample(files, min(n_per_dataset, len(files)))
+    return out
+
+
+def test_phash_dhash_are_imagehash_bit_for_bit(shared_data):
+    paths = _real_images(shared_data)
+    assert len(paths) > 50
+    batch = hashing.hash_files(paths, workers=2, progress=False)
+    assert batch.ok.all() and not batch.errors
+    for path, p, d in zip(paths, batch.phash, batch.dhash):
+        im = load_image(path)
+        assert hashing.to_hex(p) == str(imagehash.phash(im)) == hashing.phash(im), path
+        assert hashing.to_hex(d) == str(imagehash.dhash(im)) == hashing.dhash(im), path
+        # the stored string round-trips through imagehash's own parser
+        assert imagehash.hex_to_hash(hashing.to_hex(p)) == imagehash.phash(im)
+
+
+def test_dihedral_variants_are_imagehash_of_the_transposed_image(shared_data):
+    path = shared_data / "mvtec_ad" / "capsule" / "test" / "crack" / "001.png"
+    im = load_image(path)
+    h = hashing.hash_images([im], variants=True)
+    assert h.phash_variants.shape == (1, 8)
+    assert h.phash_variants[0, 0] == h.phash[0]
+    for col, t in enumerate(hashing.DIHEDRAL):
+        moved = im if t is None else im.transpose(t)
+        assert hashing.to_hex(h.phash_variants[0, col]) == str(imagehash.phash(moved))
+        assert hashing.to_hex(h.dhash_variants[0, col]) == str(imagehash.dhash(moved))
+    # a mirrored copy's own hash is one of the original's variants
+    mirrored = hashing.hash_images([im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    assert mirrored.phash[0] in h.phash_variants[0]
+
+
+def test_flat_and_tiny_images_match_imagehash():
+    """Flat images leave only rounding noise in the DCT: the batched DCT must give the same noise."""
+    ims = [Image.new("L", (64, 48), 7), Image.new("RGB", (5, 3), (200, 10, 10)), Image.fromarray(np.eye(40, dtype=np.uint8) * 255)]
+    h = hashing.hash_images(ims)
+    for im, p, d in zip(ims, h.phash, h.dhash):
+        assert hashing.to_hex(p) == str(imagehash.phash(im))
+        assert hashing.to_hex(d) == str(imagehash.dhash(im))
+
+
+def test_a_bad_file_is_named_and_the_batch_goes_on(shared_data, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    good = shared_data / "mvtec_ad" / "bottle" / "test" / "good" / "001.png"
+    h = hashing.hash_files([good, bad, good], workers=1, progress=False)
+    assert h.ok.tolist() == [True, False, True]
+    assert len(h.errors) == 1 and h.errors[0].startswith(str(bad))
+    assert h.phash[0] == h.phash[2] != 0
+    assert hashing.to_hex(h.phash[0]) == str(imagehash.phash(Image.open(good)))
