@@ -165,3 +165,19 @@ def test_a_bad_target_is_named_and_the_batch_goes_on(published, tmp_path):
     assert code == 0, output
     assert "broken.png" in output and "20 pseudo anomalies" not in output
     assert len(_read(out)) == 6
+
+
+def test_row_order_of_the_release_does_not_change_the_output(published):
+    """Catalogs fill in collect order, so two releases of the same samples may order rows differently."""
+    from daad.synthesis import CAI
+    from daad.synthesis.cai import PublishedPool
+    from daad.synthesis.cai.patterns import load_published
+
+    ds, _, _ = load_published(published["release"], "mvtec_ad")
+    reordered = ds.select(list(reversed(range(len(ds)))))
+    assert reordered["id"] != ds["id"]
+    target = np.asarray(Image.open(next(published["targets"].rglob("*.png"))).convert("RGB"))
+    a = CAI(PublishedPool(ds), seed=5)(target, key="t")
+    b = CAI(PublishedPool(reordered), seed=5)(target, key="t")
+    assert [x.provenance["daad_id"] for x in a] == [x.provenance["daad_id"] for x in b]
+    assert all(np.array_equal(x.image, y.image) and np.array_equal(x.mask, y.mask) for x, y in zip(a, b))

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "daad.cli.cdm",
     "daad.cli.synthesize",
     "daad.cli.dedupe",
+    "daad.cli.demo",
 ]
 
 

@@ -49,12 +49,15 @@ def ls(anomaly_class, source, origin, mask_status, leaks, representatives, as_js
 
     catalog = Catalog()
     store = MediaStore(catalog.home)
-    recs = catalog.find(anomaly_class, source, origin, mask_status, representatives, leaks)
-    for r in recs:
-        if as_json:
+    recs = list(catalog.find(anomaly_class, source, origin, mask_status, representatives, leaks))
+    if as_json:
+        for r in recs:
             click.echo(json.dumps(store.describe(r), sort_keys=True))
-        else:
-            click.echo(f"{r.id[:12]}  {r.anomaly_class:<10} {r.mask_status:<12} {r.origin:<18} {r.width}x{r.height}  {r.origin_label}")
+        return
+    origin_width = max((len(r.origin) for r in recs), default=0)
+    for r in recs:
+        size = f"{r.width}x{r.height}"
+        click.echo(f"{r.id[:12]}  {r.anomaly_class:<10} {r.mask_status:<12} {r.origin:<{origin_width}}  {size:>9}  {r.origin_label}")
 
 
 @click.command()

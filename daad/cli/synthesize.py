@@ -10,13 +10,6 @@ MODES = ("normal", "mixed")
 FOREGROUNDS = ("auto", "rembg", "otsu", "full")
 
 
-def split_quota(per_image: int) -> tuple[int, int, int]:
-    """N_l/N_m/N_s for `per_image` outputs in the paper's 4:3:3 ratio (10 -> 4/3/3)."""
-    n_large = round(per_image * 0.4)
-    n_medium = round(per_image * 0.3)
-    return n_large, n_medium, per_image - n_large - n_medium
-
-
 def _parse_split(text: str) -> tuple[int, int, int]:
     parts = text.replace("/", ",").replace(":", ",").split(",")
     try:
@@ -69,6 +62,7 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     """
     from daad.errors import DaadError
     from daad.synthesis.cai.cai import CAI, DEFAULT_THRESHOLD
+    from daad.synthesis.cai.matching import split_quota
     from daad.synthesis.cai.output import find_targets, run
     from daad.synthesis.cai.patterns import PublishedPool, load_published
 

@@ -101,6 +101,13 @@ def draw_side(scale: Scale, s_f: int, rng: np.random.Generator) -> tuple[float, 
     return r_prime, side
 
 
+def split_quota(per_image: int) -> tuple[int, int, int]:
+    """N_l/N_m/N_s for `per_image` outputs in the paper's 4:3:3 ratio (10 -> 4/3/3)."""
+    n_large = round(per_image * 0.4)
+    n_medium = round(per_image * 0.3)
+    return n_large, n_medium, per_image - n_large - n_medium
+
+
 def quotas(n_large: int, n_medium: int, n_small: int) -> dict[str, int]:
     return {LARGE.name: n_large, MEDIUM.name: n_medium, SMALL.name: n_small}
 

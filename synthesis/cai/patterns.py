@@ -93,12 +93,15 @@ class PublishedPool:
 
     Mask sides are computed once at construction (masks are small PNGs); images are
     decoded only when a pattern is drawn. The Dataset is memory-mapped, so the pool is
-    cheap to send to worker processes.
+    cheap to send to worker processes. Patterns are ordered by DAAD id, not by row: two
+    releases with the same samples in another row order (catalogs fill in collect order)
+    give the same pool, so the same seed gives the same pseudo anomalies.
     """
 
     def __init__(self, dataset: Any, progress: bool = False):
         from tqdm import tqdm
 
+        dataset = dataset.sort("id")  # an index mapping over the memory-mapped table, no copy
         self.dataset = dataset
         names = dataset.features["anomaly_class"].names
         self.classes = [names[c] for c in dataset["anomaly_class"]]
