@@ -111,7 +111,7 @@ class Catalog:
     """
 
     def __init__(self, home: Path | str | None = None):
-        self.home = Path(home or daad_home())
+        self.home = Path(home or daad_home()).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "catalog.sqlite"
         self._local = threading.local()

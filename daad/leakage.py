@@ -78,7 +78,7 @@ def eval_hashes(
     from daad.collectors.datasets import find_root, get_adapter
 
     adapter = get_adapter(name)
-    root = find_root(adapter.name, root)
+    root = find_root(adapter.name, Path(root).expanduser())
     images = list(adapter.iter_all_images(root))
     key = f"eval_hashes:{adapter.name}"
     fp = _fingerprint(images)

@@ -27,7 +27,7 @@ class MediaStore:
     """Stores normalised PNG images and 0/255 masks by content hash."""
 
     def __init__(self, home: Path | str | None = None):
-        self.root = Path(home or daad_home()) / "media"
+        self.root = Path(home or daad_home()).expanduser() / "media"
 
     def path(self, digest: str, kind: str = "images") -> Path:
         """Where the file with this sha256 lives (kind: images or masks)."""

@@ -87,7 +87,7 @@ def version_name(version: str | tuple[int, int, int]) -> str:
 
 def published_versions(out_dir: Path | str) -> list[tuple[tuple[int, int, int], Path]]:
     """Complete versions under `out_dir` (folders `vX.Y.Z` with a manifest), oldest first."""
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()
     found = []
     if out.is_dir():
         for p in out.iterdir():
@@ -102,7 +102,7 @@ def published_folder(out_dir: Path | str, version: str | None = None) -> Path:
 
     Accepts the version folder itself too, so callers can pass whatever a user typed.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()
     if (out / "README.md").is_file() and (out / "manifest.json").is_file():
         return out
     if version is not None:
@@ -626,7 +626,7 @@ def publish(
     vt = parse_version(version)
     vname = version_name(vt)
     vstr = vname[1:]
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()
     final = out / vname
     if final.exists():
         raise PublishError(f"{final} exists: a published version is never overwritten (choose a new version)")

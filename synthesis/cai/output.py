@@ -160,7 +160,7 @@ def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     skipped; the rest of the batch goes on. With `workers > 1` the workers are spawned
     processes, so a script calling this needs the usual `if __name__ == "__main__":` guard.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()
     for sub in ("abnormal", "mask", "normal"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     report = Report(out, targets=len(targets))
