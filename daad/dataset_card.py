@@ -283,7 +283,7 @@ def render_card(inp: CardInputs) -> str:
         version=inp.version,
         date=inp.date,
         rows=inp.rows,
-        shards=inp.shards,
+        shards=f"{inp.shards} parquet shard{'' if inp.shards == 1 else 's'}",
         repo=inp.repo,
         revision_arg=f', revision="v{inp.version}"',
         configs_table=md_table(

@@ -429,7 +429,7 @@ class PublishResult:
 
     def summary(self) -> str:
         """What `daad publish` prints: configs, exclusions, changes."""
-        lines = [f"published {version_name(self.version)} -> {self.path} ({self.rows} samples, {len(self.shards)} shards, "
+        lines = [f"published {version_name(self.version)} -> {self.path} ({self.rows} samples, {len(self.shards)} shard{'' if len(self.shards) == 1 else 's'}, "
                  f"{self.bytes_written / 1e6:.1f} MB)"]
         lines.append("configs:")
         lines += [f"  {k:<28} {v:>8} rows" for k, v in self.configs.items()]
