@@ -6,6 +6,14 @@ import click
 
 from daad.cli.collect_dataset import DATASET_NAMES
 
+def _require_dedupe_extra() -> None:
+    """Hashing and clustering need scipy, which the base install leaves out: say how to get it."""
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        raise click.ClickException("this command needs the dedupe extra: pip install 'daad[dedupe]'") from None
+
+
 _K_HELP = "Hamming threshold on hamming(pHash) + hamming(dHash) (default 8, measured on ../shared/data; see README)."
 
 
@@ -29,6 +37,7 @@ def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, qu
       daad dedupe --variants --plot clusters.png
       daad ls --representatives
     """
+    _require_dedupe_extra()
     from daad.catalog import Catalog
     from daad.dedupe import contact_sheet
     from daad.dedupe import dedupe as run
@@ -61,6 +70,7 @@ def leakage(name: str, path: str, k: int, variants: bool, quiet: bool) -> None:
       daad leakage visa ~/data/VisA --variants
       daad ls --leaks mvtec_ad
     """
+    _require_dedupe_extra()
     from daad.errors import DaadError
     from daad.leakage import mark_leakage
 

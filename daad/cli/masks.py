@@ -38,13 +38,18 @@ def propose(ids: tuple[str, ...], anomaly_class: str | None, origin: str | None,
       daad masks propose --preview proposals.png
     """
     from daad.catalog import Catalog
-    from daad.mask_proposal import ProposalParams, preview_sheet, propose_masks
     from daad.media_store import MediaStore
 
-    catalog = Catalog()
-    store = MediaStore(catalog.home)
-    params = ProposalParams(polarity=polarity, se_fraction=se_fraction)
-    report = propose_masks(catalog, store, ids=list(ids) or None, anomaly_class=anomaly_class, origin=origin, redo=redo, params=params, progress=not quiet)
+    try:
+        from daad.mask_proposal import ProposalParams, preview_sheet, propose_masks
+
+        catalog = Catalog()
+        store = MediaStore(catalog.home)
+        params = ProposalParams(polarity=polarity, se_fraction=se_fraction)
+        report = propose_masks(catalog, store, ids=list(ids) or None, anomaly_class=anomaly_class, origin=origin, redo=redo,
+                               params=params, progress=not quiet)
+    except ImportError as exc:  # the base install has no scipy: one line saying which extra to add
+        raise click.ClickException(f"{exc} (pip install 'daad[masks]')") from None
     click.echo(report.summary())
     proposed = [o.sample_id for o in report.outcomes if o.status == "proposed" and o.sample_id]
     if preview and proposed:

@@ -101,11 +101,12 @@ class PublishedPool:
     def __init__(self, dataset: Any, progress: bool = False):
         from tqdm import tqdm
 
-        dataset = dataset.sort("id")  # an index mapping over the memory-mapped table, no copy
+        row_ids = list(dataset["id"])
+        dataset = dataset.select(sorted(range(len(row_ids)), key=row_ids.__getitem__))  # an index mapping, no copy
         self.dataset = dataset
         names = dataset.features["anomaly_class"].names
         self.classes = [names[c] for c in dataset["anomaly_class"]]
-        self.ids = list(dataset["id"])
+        self.ids = sorted(row_ids)
         self.origins = list(dataset["origin"]) if "origin" in dataset.column_names else [""] * len(self.ids)
         masks = dataset.select_columns(["mask"])
         sides = []
