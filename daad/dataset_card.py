@@ -293,8 +293,11 @@ def render_card(inp: CardInputs) -> str:
         ),
         class_list=", ".join(f"`{c}`" for c in taxonomy.CLASSES) + " (ClassLabel, in this order)",
         class_source_table=_class_source_table(inp.class_source),
-        excluded_total=excluded_total,
-        exclusions_table=md_table(["reason", "samples"], [[k, v] for k, v in inp.exclusions.most_common()]) if excluded_total else "Nothing was left out.",
+        exclusions=(
+            f"{excluded_total} samples of the catalog were left out:\n\n"
+            + md_table(["reason", "samples"], [[k, v] for k, v in inp.exclusions.most_common()])
+            if excluded_total else "Nothing in the catalog was left out."
+        ),
         license_table=md_table(["licence", "rows"], [[k, v] for k, v in lic_total.most_common()]) + gate,
         source_sections=sections,
         changelog=inp.changelog,
