@@ -48,7 +48,7 @@ def test_proposal_finds_a_dark_scratch_on_a_bright_plate():
     im, truth = plate()
     prop = propose_mask(im)
     assert prop.polarity == "dark"
-    assert iou(prop.mask, truth) >= 0.8  # measured 0.93
+    assert iou(prop.mask, truth) >= 0.8  # measured 0.87
 
 
 def test_proposal_finds_a_bright_scratch_on_a_dark_plate_and_nothing_on_a_clean_one():
@@ -59,6 +59,26 @@ def test_proposal_finds_a_bright_scratch_on_a_dark_plate_and_nothing_on_a_clean_
     clean, _ = plate(scratch=False, seed=2)
     empty = propose_mask(clean)
     assert empty.mask is None and "stands out" in empty.reason
+
+
+def mean_iou_on_magnetic_tile(shared_data: Path, group: str, step: int = 1) -> tuple[float, int]:
+    """Mean IoU of the proposals against the publishers' masks, over every `step`-th image of a group."""
+    jpgs = sorted((shared_data / "magnetic_tile" / group / "Imgs").glob("*.jpg"))[::step]
+    scores = []
+    for jpg in jpgs:
+        truth = np.asarray(Image.open(jpg.with_suffix(".png")).convert("L")) >= 128
+        prop = propose_mask(Image.open(jpg))
+        scores.append(iou(prop.mask, truth) if prop.mask is not None else 0.0)
+    return float(np.mean(scores)), len(scores)
+
+
+def test_proposal_finds_real_cracks_and_blowholes_on_magnetic_tiles(shared_data):
+    # Real grainy tile photos: the old all-above-threshold method scored 0.053 (cracks)
+    # and 0.029 (blowholes) on these images; the strongest-region method measured 0.20 and 0.43.
+    cracks, n = mean_iou_on_magnetic_tile(shared_data, "MT_Crack")
+    assert n == 57 and cracks >= 0.15, cracks
+    holes, n = mean_iou_on_magnetic_tile(shared_data, "MT_Blowhole", step=3)
+    assert n == 39 and holes >= 0.3, holes
 
 
 # -- `daad masks propose` on a catalog -----------------------------------------------------------

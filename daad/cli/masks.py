@@ -26,10 +26,11 @@ def propose(ids: tuple[str, ...], anomaly_class: str | None, origin: str | None,
 
     \b
     Method: the surface is estimated by grey-level morphology (closing for dark
-    anomalies, opening for bright ones, window --scale of the image), the residual is
-    thresholded robustly (max of median + 5 MAD-sigma and Otsu, with hysteresis), small
-    specks are dropped and holes filled. Good on scratches, cracks, pits and stains on
-    smooth plates and walls; review the proposals (`daad review`) before trusting them.
+    anomalies, opening for bright ones, window --scale of the image); the residual is
+    divided by the local strength of the surface's grain and made a robust z-score, and
+    the region around the strongest peak (plus any nearly as strong) is proposed,
+    assuming one anomaly per image. Good on pits, holes, cracks, scratches and spots;
+    review the proposals (`daad review`) before trusting them.
     Samples with ground-truth or annotated masks are never touched.
     Examples:
       daad masks propose                       # every sample with mask_status missing
