@@ -113,6 +113,12 @@ def describe_folder(root: Path) -> str:
     return f"a folder holding {shown}"
 
 
+def folders_found(root: Path) -> str:
+    """`folders found: a, b, ...` (the first ten sub-folders): what a layout error shows instead."""
+    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    return f"folders found: {', '.join(found[:10]) or 'none'}"
+
+
 class DatasetAdapter:
     """Base class of the nine adapters; subclasses set the class attributes and three methods."""
 

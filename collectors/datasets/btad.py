@@ -18,7 +18,7 @@ from typing import Iterator, Union
 
 from daad.ingest import Item, Skip
 
-from .base import DatasetAdapter, Download, Mapping, image_files
+from .base import DatasetAdapter, Download, Mapping, folders_found, image_files
 
 PRODUCTS = ("01", "02", "03")
 
@@ -50,8 +50,7 @@ class BTAD(DatasetAdapter):
         root = self.require_dir(root)
         products = self._products(root)
         if not products:
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise self.layout_error(root, f"none of the product folders 01, 02, 03 is here; folders found: {', '.join(found[:10]) or 'none'}")
+            raise self.layout_error(root, f"none of the product folders 01, 02, 03 is here; {folders_found(root)}")
         for p in products:
             if not (p / "test").is_dir():
                 raise self.layout_error(root, f"{p.name}/test/ is missing (half-extracted archive?)")

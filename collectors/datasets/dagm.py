@@ -23,7 +23,7 @@ from typing import Iterator, Union
 
 from daad.ingest import Item, Skip
 
-from .base import DatasetAdapter, Mapping, image_files
+from .base import DatasetAdapter, Mapping, folders_found, image_files
 
 SPLITS = ("Train", "Test")
 LABELS = "Labels.txt"
@@ -58,8 +58,7 @@ class DAGM(DatasetAdapter):
         root = self.require_dir(root)
         classes = self._classes(root)
         if not classes:
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise self.layout_error(root, f"no Class<k>/ folder here; folders found: {', '.join(found[:10]) or 'none'}")
+            raise self.layout_error(root, f"no Class<k>/ folder here; {folders_found(root)}")
         for c in classes:
             splits = [s for s in SPLITS if (c / s).is_dir()]
             if not splits:

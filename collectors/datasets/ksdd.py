@@ -20,7 +20,7 @@ from typing import Iterator, Union
 
 from daad.ingest import Item, Skip
 
-from .base import DatasetAdapter, Download, Mapping, mask_has_defect
+from .base import DatasetAdapter, Download, Mapping, folders_found, mask_has_defect
 
 PART = re.compile(r"^Part\d+\.jpg$", re.IGNORECASE)
 
@@ -55,8 +55,7 @@ class KSDD(DatasetAdapter):
         root = self.require_dir(root)
         folders = self._items(root)
         if not folders:
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise self.layout_error(root, f"no kosNN/ folder here; folders found: {', '.join(found[:10]) or 'none'}")
+            raise self.layout_error(root, f"no kosNN/ folder here; {folders_found(root)}")
         for f in folders:
             parts = self._parts(f)
             if parts and not any(p.with_name(f"{p.stem}_label.bmp").exists() for p in parts):

@@ -18,7 +18,7 @@ from typing import Iterator, Union
 
 from daad.ingest import Item, Skip
 
-from .base import DatasetAdapter, Mapping
+from .base import DatasetAdapter, Mapping, folders_found
 
 TYPES = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Free", "MT_Uneven")
 NORMAL = "MT_Free"
@@ -43,8 +43,7 @@ class MagneticTile(DatasetAdapter):
         root = self.require_dir(root)
         types = self._types(root)
         if not types:
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise self.layout_error(root, f"no MT_<Type> folder here; folders found: {', '.join(found[:10]) or 'none'}")
+            raise self.layout_error(root, f"no MT_<Type> folder here; {folders_found(root)}")
         for t in types:
             if not (t / "Imgs").is_dir():
                 raise self.layout_error(root, f"{t.name}/Imgs/ is missing (half-extracted?)")

@@ -16,17 +16,12 @@ label is `<category>/<defect>`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Union
 
-from daad.ingest import Item, Skip
-
-from .base import DatasetAdapter, Download, Mapping, image_files
-
-GOOD = "good"
-SPLITS = ("train", "validation", "test")
+from .base import Download, image_files
+from .mvtec_ad import MVTecLikeAdapter
 
 
-class MVTec3D(DatasetAdapter):
+class MVTec3D(MVTecLikeAdapter):
     name = "mvtec_3d"
     title = "MVTec 3D-AD"
     license = "CC-BY-NC-SA-4.0"
@@ -39,6 +34,7 @@ class MVTec3D(DatasetAdapter):
     homepage = "https://www.mvtec.com/company/research/datasets/mvtec-3d-ad"
     layout = "MVTec 3D-AD's layout <category>/test/<defect>/rgb/NNN.png with masks <category>/test/<defect>/gt/NNN.png (categories bagel, ..., tire)"
     categories = ("bagel", "cable_gland", "carrot", "cookie", "dowel", "foam", "peach", "potato", "rope", "tire")
+    splits = ("train", "validation", "test")
     mask_binarize = True
     mask_threshold = 0  # any non-zero grey value is defect
     downloads = (
@@ -49,41 +45,15 @@ class MVTec3D(DatasetAdapter):
         ),
     )
 
-    def _categories(self, root: Path) -> list[Path]:
-        return [root / c for c in self.categories if (root / c).is_dir()]
+    def _check_masks(self, root: Path, cat: Path, defects: list[Path]) -> None:
+        for defect in defects:
+            if not (defect / "rgb").is_dir():
+                raise self.layout_error(root, f"{cat.name}/test/{defect.name}/rgb/ is missing")
+            if not (defect / "gt").is_dir():
+                raise self.layout_error(root, f"{cat.name}/test/{defect.name}/gt/ (the masks) is missing (half-extracted archive?)")
 
-    def check_layout(self, root: Union[str, Path]) -> None:
-        root = self.require_dir(root)
-        cats = self._categories(root)
-        if not cats:
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise self.layout_error(root, f"none of its categories ({', '.join(self.categories)}) is here; folders found: {', '.join(found[:10]) or 'none'}")
-        for cat in cats:
-            test = cat / "test"
-            if not test.is_dir():
-                raise self.layout_error(root, f"{cat.name}/test/ is missing (half-extracted archive?)")
-            for defect in sorted(d for d in test.iterdir() if d.is_dir() and d.name != GOOD):
-                if not (defect / "rgb").is_dir():
-                    raise self.layout_error(root, f"{cat.name}/test/{defect.name}/rgb/ is missing")
-                if not (defect / "gt").is_dir():
-                    raise self.layout_error(root, f"{cat.name}/test/{defect.name}/gt/ (the masks) is missing (half-extracted archive?)")
+    def _images(self, kind: Path) -> list[Path]:
+        return image_files(kind / "rgb")  # xyz/ beside it holds point clouds, not images
 
-    def iter_items(self, root: Union[str, Path], mapping: Mapping | None = None) -> Iterator[Union[Item, Skip]]:
-        root = Path(root).expanduser()
-        self.check_layout(root)
-        mapping = self.mapping() if mapping is None else mapping
-        for cat in self._categories(root):
-            for defect in sorted(d for d in (cat / "test").iterdir() if d.is_dir() and d.name != GOOD):
-                for image in image_files(defect / "rgb"):
-                    yield self.item(root, image, defect / "gt" / image.name, f"{cat.name}/{defect.name}", mapping, "test")
-
-    def iter_all_images(self, root: Union[str, Path]) -> Iterator[tuple[str, Path]]:
-        root = Path(root).expanduser()
-        self.check_layout(root)
-        for cat in self._categories(root):
-            for split in SPLITS:
-                if not (cat / split).is_dir():
-                    continue
-                for kind in sorted(d for d in (cat / split).iterdir() if d.is_dir()):
-                    for image in image_files(kind / "rgb"):
-                        yield self.rel(root, image), image
+    def _mask(self, cat: Path, defect: Path, image: Path) -> Path:
+        return defect / "gt" / image.name

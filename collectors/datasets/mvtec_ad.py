@@ -20,7 +20,7 @@ from typing import Iterator, Union
 
 from daad.ingest import Item, Skip
 
-from .base import DatasetAdapter, Download, Mapping, image_files
+from .base import DatasetAdapter, Download, Mapping, folders_found, image_files
 
 GOOD = "good"
 
@@ -39,17 +39,27 @@ class MVTecLikeAdapter(DatasetAdapter):
         root = self.require_dir(root)
         cats = self._categories(root)
         if not cats:
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
             if root.name in self.categories or root.parent.name in self.categories:
                 raise self.layout_error(root, f"this is inside one category; pass the folder that holds the category folders ({root.parent if root.name in self.categories else root.parent.parent})")
-            raise self.layout_error(root, f"none of its categories ({', '.join(self.categories)}) is here; folders found: {', '.join(found[:10]) or 'none'}")
+            raise self.layout_error(root, f"none of its categories ({', '.join(self.categories)}) is here; {folders_found(root)}")
         for cat in cats:
             test = cat / "test"
             if not test.is_dir():
                 raise self.layout_error(root, f"{cat.name}/test/ is missing (half-extracted archive?)")
-            defects = [d for d in sorted(test.iterdir()) if d.is_dir() and d.name != GOOD]
-            if defects and not (cat / "ground_truth").is_dir():
-                raise self.layout_error(root, f"{cat.name}/ground_truth/ is missing, so the masks of {cat.name}/test/{defects[0].name} are not here (half-extracted archive?)")
+            self._check_masks(root, cat, [d for d in sorted(test.iterdir()) if d.is_dir() and d.name != GOOD])
+
+    # -- the two places where MVTec-like layouts differ (MVTec 3D-AD overrides them) -----
+    def _check_masks(self, root: Path, cat: Path, defects: list[Path]) -> None:
+        """Raise LayoutError when the masks of `defects` (folders of cat/test) are not where they belong."""
+        if defects and not (cat / "ground_truth").is_dir():
+            raise self.layout_error(root, f"{cat.name}/ground_truth/ is missing, so the masks of {cat.name}/test/{defects[0].name} are not here (half-extracted archive?)")
+
+    def _images(self, kind: Path) -> list[Path]:
+        """The images of one `<split>/<kind>` folder."""
+        return image_files(kind)
+
+    def _mask(self, cat: Path, defect: Path, image: Path) -> Path:
+        return cat / "ground_truth" / defect.name / f"{image.stem}{self.mask_suffix}.png"
 
     def iter_items(self, root: Union[str, Path], mapping: Mapping | None = None) -> Iterator[Union[Item, Skip]]:
         root = Path(root).expanduser()
@@ -57,9 +67,8 @@ class MVTecLikeAdapter(DatasetAdapter):
         mapping = self.mapping() if mapping is None else mapping
         for cat in self._categories(root):
             for defect in sorted(d for d in (cat / "test").iterdir() if d.is_dir() and d.name != GOOD):
-                for image in image_files(defect):
-                    mask = cat / "ground_truth" / defect.name / f"{image.stem}{self.mask_suffix}.png"
-                    yield self.item(root, image, mask, f"{cat.name}/{defect.name}", mapping, "test")
+                for image in self._images(defect):
+                    yield self.item(root, image, self._mask(cat, defect, image), f"{cat.name}/{defect.name}", mapping, "test")
 
     def iter_all_images(self, root: Union[str, Path]) -> Iterator[tuple[str, Path]]:
         root = Path(root).expanduser()
@@ -70,7 +79,7 @@ class MVTecLikeAdapter(DatasetAdapter):
                 if not base.is_dir():
                     continue
                 for kind in sorted(d for d in base.iterdir() if d.is_dir()):
-                    for image in image_files(kind):
+                    for image in self._images(kind):
                         yield self.rel(root, image), image
 
 
