@@ -21,7 +21,7 @@ with i < j.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 
@@ -86,13 +86,26 @@ def _keys(p: np.ndarray, d: np.ndarray, part: tuple[int, int, int]) -> np.ndarra
 class MultiIndexHash:
     """Pigeonhole multi-index hashing with k+1 exact-match substrings (needs k <= 127)."""
 
-    def self_pairs(self, p: np.ndarray, d: np.ndarray, k: int) -> Pairs:
-        n = len(p)
-        found: list[np.ndarray] = []
+    @staticmethod
+    def _sorted_substrings(p: np.ndarray, d: np.ndarray, k: int) -> Iterator[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
+        """(substring, order, sorted keys) of the indexed codes for each of the k+1 substrings."""
         for part in _substrings(k):
             keys = _keys(p, d, part)
             order = np.argsort(keys, kind="stable")
-            sk = keys[order]
+            yield part, order, keys[order]
+
+    @staticmethod
+    def _unique_pairs(found: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Candidate pairs encoded as i * n + j, deduplicated across substrings and decoded."""
+        if not found:
+            return None
+        codes = np.unique(np.concatenate(found))
+        return codes // n, codes % n
+
+    def self_pairs(self, p: np.ndarray, d: np.ndarray, k: int) -> Pairs:
+        n = len(p)
+        found: list[np.ndarray] = []
+        for _, order, sk in self._sorted_substrings(p, d, k):
             # Pair sorted neighbours at growing offsets while equal keys remain: all pairs in each bucket.
             alive = np.arange(n - 1)
             off = 1
@@ -107,19 +120,16 @@ class MultiIndexHash:
                 lo, hi = np.minimum(a[ok], b[ok]), np.maximum(a[ok], b[ok])
                 found.append(lo.astype(np.int64) * n + hi)
                 off += 1
-        if not found:
+        pairs = self._unique_pairs(found, n)
+        if pairs is None:
             return _empty()
-        codes = np.unique(np.concatenate(found))
-        i, j = codes // n, codes % n
+        i, j = pairs
         return i, j, distance(p[i], d[i], p[j], d[j])
 
     def cross_pairs(self, qp: np.ndarray, qd: np.ndarray, p: np.ndarray, d: np.ndarray, k: int) -> Pairs:
         n = len(p)
         found: list[np.ndarray] = []
-        for part in _substrings(k):
-            keys = _keys(p, d, part)
-            order = np.argsort(keys, kind="stable")
-            sk = keys[order]
+        for part, order, sk in self._sorted_substrings(p, d, k):
             qk = _keys(qp, qd, part)
             lo = np.searchsorted(sk, qk, "left")
             cnt = np.searchsorted(sk, qk, "right") - lo
@@ -131,10 +141,10 @@ class MultiIndexHash:
             dist = distance(qp[qi], qd[qi], p[bi], d[bi])
             ok = dist <= k
             found.append(qi[ok].astype(np.int64) * n + bi[ok])
-        if not found:
+        pairs = self._unique_pairs(found, n)
+        if pairs is None:
             return _empty()
-        codes = np.unique(np.concatenate(found))
-        i, j = codes // n, codes % n
+        i, j = pairs
         return i, j, distance(qp[i], qd[i], p[j], d[j])
 
 
