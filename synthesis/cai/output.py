@@ -20,9 +20,7 @@ processes and gives byte-identical files and the same manifest order.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +33,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from daad.atomic import write_bytes_atomic
 from daad.errors import BadItemError, LayoutError
 from daad.images import IMAGE_SUFFIXES, encode_png, load_image
 
@@ -68,17 +67,6 @@ def find_targets(path: str | Path) -> list[Target]:
     if not found:
         raise LayoutError(f"{p}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
     return [Target(f.relative_to(p).as_posix(), f) for f in found]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _png(a: np.ndarray) -> bytes:
@@ -132,12 +120,12 @@ def _one_target(target: Target) -> tuple[list[dict[str, Any]], str]:
     except (ValueError, OSError) as exc:
         return [], f"{target.path}: {exc}"
     normal_name = f"{target.stem}.png"
-    _write_atomic(out / "normal" / normal_name, _png(resize_target(image, cai.size)))
+    write_bytes_atomic(out / "normal" / normal_name, _png(resize_target(image, cai.size)))
     rows = []
     for k, inj in enumerate(injections):
         name = f"{target.stem}_{k:02d}.png"
-        _write_atomic(out / "abnormal" / name, _png(inj.image))
-        _write_atomic(out / "mask" / name, _png(inj.mask))
+        write_bytes_atomic(out / "abnormal" / name, _png(inj.image))
+        write_bytes_atomic(out / "mask" / name, _png(inj.mask))
         rows.append({"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": f"normal/{normal_name}",
                      "target_path": str(target.path.resolve()), **inj.provenance})
     return rows, ""
@@ -181,9 +169,9 @@ def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, 
             bar.update(1)
     report.seconds = time.perf_counter() - start
     report.images = len(manifest)
-    _write_atomic(out / "manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in manifest).encode("utf-8"))
+    write_bytes_atomic(out / "manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in manifest).encode("utf-8"))
     if manifest:
-        _write_atomic(out / "preview.png", _png(preview_grid(out, manifest)))
+        write_bytes_atomic(out / "preview.png", _png(preview_grid(out, manifest)))
     return report
 
 

@@ -16,7 +16,6 @@ leaves a half-written embedding or checkpoint behind.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from daad.atomic import atomic_path
 from daad.errors import DaadError
 
 CONFIG = "cdm.json"
@@ -32,15 +32,9 @@ CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
 MASK_BANK_SIDE = 256  # masks are stored at most this long a side: shape and place matter, not detail
 
 
-def _atomic(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp")
-
-
 def write_json(path: Path, data: dict) -> None:
-    tmp = _atomic(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_config(folder: str | Path) -> dict:
@@ -59,9 +53,8 @@ def save_embedding(folder: str | Path, anomaly_class: str, token: str, vector: t
     from safetensors.torch import save_file
 
     path = embedding_path(folder, anomaly_class)
-    tmp = _atomic(path)
-    save_file({token: vector.detach().float().cpu().reshape(1, -1).contiguous()}, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({token: vector.detach().float().cpu().reshape(1, -1).contiguous()}, str(tmp))
     return path
 
 
@@ -78,9 +71,8 @@ def load_embedding(folder: str | Path, anomaly_class: str) -> tuple[str, torch.T
 def save_module(path: Path, module: torch.nn.Module) -> None:
     from safetensors.torch import save_file
 
-    tmp = _atomic(path)
-    save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
 
 
 def load_module(path: Path, module: torch.nn.Module) -> None:
@@ -97,9 +89,8 @@ def save_mask_bank_entry(folder: str | Path, anomaly_class: str, name: str, mask
         size = (max(1, round(m.width * scale)), max(1, round(m.height * scale)))
         m = Image.fromarray((np.asarray(m.resize(size, Image.BOX)) > 0).astype(np.uint8) * 255, "L")
     path = Path(folder) / "masks" / anomaly_class / f"{Path(name).stem}.png"
-    tmp = _atomic(path)
-    m.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        m.save(tmp, format="PNG")
     return path
 
 
@@ -114,9 +105,8 @@ def checkpoint_dir(folder: str | Path) -> Path:
 def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any], keep: int = 3) -> Path:
     """Write `checkpoints/step-NNNNNNN.pt` and drop all but the newest `keep`."""
     path = checkpoint_dir(folder) / f"step-{step:07d}.pt"
-    tmp = _atomic(path)
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -25,7 +25,6 @@ distribution of shape, size and location.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from daad.atomic import atomic_path
 from daad.errors import BadItemError, DaadError
 from daad.images import IMAGE_SUFFIXES, load_image, load_mask
 from daad.synthesis.cdm import cdm_folder
@@ -242,9 +242,8 @@ def target_stem(target: Path, targets: str | Path) -> str:
 
 
 def _write_png(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 def _merge_manifest(path: Path, rows: Iterable[dict]) -> None:
@@ -257,9 +256,8 @@ def _merge_manifest(path: Path, rows: Iterable[dict]) -> None:
                 merged[row["file"]] = row
     for row in rows:
         merged[row["file"]] = row
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in merged.values()), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in merged.values()), encoding="utf-8")
 
 
 def generate_folder(
