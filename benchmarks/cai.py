@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from daad.images import load_image, load_mask
+from daad.core.images import load_image, load_mask
 from daad.synthesis.cai import CAI, Pattern, poisson
 
 PAPER_S_PER_IMAGE = {"normal": 0.019, "mixed": 0.018}

@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from daad import hashing
-from daad.images import IMAGE_SUFFIXES, load_image
-from daad.near_duplicates import BruteForce, MultiIndexHash, distance
+from daad.curate import hashing
+from daad.core.images import IMAGE_SUFFIXES, load_image
+from daad.curate.near_duplicates import BruteForce, MultiIndexHash, distance
 
 SHARED = Path(os.environ.get("DAAD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

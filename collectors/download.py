@@ -25,7 +25,7 @@ from typing import IO, Iterable, Union
 import requests
 from tqdm import tqdm
 
-from daad.errors import DaadError
+from daad.core.errors import DaadError
 
 CHUNK = 1 << 20
 NET_CHUNK = 1 << 16  # small network reads: a dropped connection loses at most this much

@@ -19,12 +19,12 @@ import os
 from pathlib import Path
 from typing import Iterator, Union
 
-from daad import taxonomy
-from daad.catalog import Catalog
-from daad.errors import LayoutError
-from daad.images import IMAGE_SUFFIXES
-from daad.ingest import CollectReport, Item, Skip, ingest
-from daad.media_store import MediaStore
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
+from daad.core.errors import LayoutError
+from daad.core.images import IMAGE_SUFFIXES
+from daad.core.ingest import CollectReport, Item, Skip, ingest
+from daad.core.media_store import MediaStore
 
 MASK_SUFFIX = "_mask"
 MASKS_DIR = "masks"

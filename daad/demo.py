@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from daad.catalog import Catalog
-from daad.media_store import MediaStore
+from daad.core.catalog import Catalog
+from daad.core.media_store import MediaStore
 
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
 DEMO_VERSION = "1.0.0"
@@ -46,10 +46,10 @@ def run_demo(out: Union[str, Path], per_image: int = 4, workers: int = 1, progre
     Raises DaadError (from the stage that failed) when a stage cannot go on.
     """
     from daad.collectors.datasets.collect import collect_dataset
-    from daad.dedupe import dedupe
-    from daad.errors import DaadError
-    from daad.publish import publish, published_folder
-    from daad.status import plot_status, status_table
+    from daad.curate.dedupe import dedupe
+    from daad.core.errors import DaadError
+    from daad.release.publish import publish, published_folder
+    from daad.curate.status import plot_status, status_table
     from daad.synthesis.cai.cai import CAI
     from daad.synthesis.cai.matching import split_quota
     from daad.synthesis.cai.output import find_targets, run

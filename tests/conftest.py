@@ -30,7 +30,7 @@ def daad_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def catalog(daad_home: Path):
-    from daad.catalog import Catalog
+    from daad.core.catalog import Catalog
 
     cat = Catalog(daad_home)
     yield cat
@@ -39,7 +39,7 @@ def catalog(daad_home: Path):
 
 @pytest.fixture
 def store(daad_home: Path):
-    from daad.media_store import MediaStore
+    from daad.core.media_store import MediaStore
 
     return MediaStore(daad_home)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daad.errors import BadItemError
-from daad.images import load_image, load_mask
+from daad.core.errors import BadItemError
+from daad.core.images import load_image, load_mask
 from daad.synthesis import CAI, Pattern
 from daad.synthesis.cai import matching
 from daad.synthesis.cai.cai import resize_target

@@ -45,10 +45,10 @@ def hf_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def published(shared_data, tmp_path_factory) -> dict[str, Path]:
     """A published DAAD (real collectors, real publish) and a folder of real normal targets."""
-    from daad.catalog import Catalog
+    from daad.core.catalog import Catalog
     from daad.collectors.datasets import collect_dataset
-    from daad.media_store import MediaStore
-    from daad.publish import publish
+    from daad.core.media_store import MediaStore
+    from daad.release.publish import publish
 
     root = tmp_path_factory.mktemp("cai_e2e")
     mt = root / "magnetic_tile"

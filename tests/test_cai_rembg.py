@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("rembg")
 onnx = pytest.importorskip("onnx")
 
-from daad.images import load_image  # noqa: E402
+from daad.core.images import load_image  # noqa: E402
 from daad.synthesis import CAI, Pattern  # noqa: E402
 from daad.synthesis.cai.foreground import AutoForeground, OtsuForeground, RembgForeground, make_masker  # noqa: E402
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daad import catalog as catalog_mod
-from daad.catalog import Catalog
-from daad.record import Record
+from daad.core import catalog as catalog_mod
+from daad.core.catalog import Catalog
+from daad.core.record import Record
 
 
 def _rec(i: int, **kw) -> Record:

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from daad.cli import main
-from daad.images import load_image, load_mask
+from daad.core.images import load_image, load_mask
 from daad.synthesis.cdm import CDM, TrainConfig, class_token, load_components, train
 from daad.synthesis.cdm import cdm_folder
 from daad.synthesis.cdm.cai_folder import find_samples, load_pair

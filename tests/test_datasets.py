@@ -19,11 +19,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from daad import taxonomy
-from daad.catalog import Catalog
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
 from daad.collectors.datasets import ADAPTERS, collect_dataset, get_adapter, load_mapping, summary
-from daad.errors import LayoutError
-from daad.media_store import MediaStore
+from daad.core.errors import LayoutError
+from daad.core.media_store import MediaStore
 
 MT_IMAGES = "magnetic_tile/MT_Crack/Imgs"
 
@@ -363,7 +363,7 @@ def test_half_extracted_trees_are_named(tmp_path: Path, name: str, files: list[s
 
 
 def test_adapters_carry_licence_citation_and_a_valid_mapping() -> None:
-    from daad.licenses import info
+    from daad.core.licenses import info
 
     assert list(ADAPTERS) == ["mvtec_ad", "visa", "ksdd2", "btad", "mpdd", "ksdd", "dagm", "magnetic_tile", "mvtec_3d"]
     cards = Path(__file__).resolve().parents[1] / "cards" / "sources"

@@ -12,15 +12,15 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageEnhance
 
-from daad import taxonomy
-from daad.catalog import Catalog
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
 from daad.cli import main
 from daad.collectors.datasets import collect_dataset
-from daad.dedupe import DUPLICATE_TAG, dedupe
-from daad.hashing import hash_files, hex_array
-from daad.ingest import Item, ingest
-from daad.media_store import MediaStore
-from daad.near_duplicates import BruteForce, MultiIndexHash
+from daad.curate.dedupe import DUPLICATE_TAG, dedupe
+from daad.curate.hashing import hash_files, hex_array
+from daad.core.ingest import Item, ingest
+from daad.core.media_store import MediaStore
+from daad.curate.near_duplicates import BruteForce, MultiIndexHash
 
 
 def _jpeg60(im: Image.Image) -> Image.Image:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from daad.catalog import Catalog
+from daad.core.catalog import Catalog
 from daad.collectors.datasets import collect_dataset
 from daad.collectors.datasets.base import Download
 from daad.collectors.download import DownloadError, UnsafeArchiveError, download, fetch, safe_extract

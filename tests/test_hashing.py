@@ -1,4 +1,4 @@
-"""daad.hashing gives imagehash's bits, on the real images of ../shared/data."""
+"""daad.curate.hashing gives imagehash's bits, on the real images of ../shared/data."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from daad import hashing
-from daad.images import IMAGE_SUFFIXES, load_image
+from daad.curate import hashing
+from daad.core.images import IMAGE_SUFFIXES, load_image
 
 
 def _real_images(shared_data: Path, n_per_dataset: int = 12) -> list[Path]:

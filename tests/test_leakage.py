@@ -10,11 +10,11 @@ from pathlib import Path
 from click.testing import CliRunner
 from PIL import Image
 
-from daad import taxonomy
+from daad.core import taxonomy
 from daad.cli import main
 from daad.collectors.datasets import collect_dataset
-from daad.ingest import Item, ingest
-from daad.leakage import mark_leakage
+from daad.core.ingest import Item, ingest
+from daad.curate.leakage import mark_leakage
 
 
 def _web_copy(path: Path) -> Image.Image:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from daad.licenses import collectable, normalize, publishable
+from daad.core.licenses import collectable, normalize, publishable
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
-from daad.catalog import Catalog
+from daad.core.catalog import Catalog
 from daad.cli import main
 from daad.collectors.photos import collect_photos
-from daad.mask_import import import_masks
-from daad.mask_proposal import ProposalParams, propose_mask
-from daad.media_store import MediaStore
+from daad.curate.mask_import import import_masks
+from daad.curate.mask_proposal import ProposalParams, propose_mask
+from daad.core.media_store import MediaStore
 
 
 def plate(path: Path | None = None, dark_scratch: bool = True, scratch: bool = True, seed: int = 0) -> tuple[Image.Image, np.ndarray]:

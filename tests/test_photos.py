@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daad import taxonomy
-from daad.catalog import Catalog
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
 from daad.collectors.photos import collect_photos
-from daad.media_store import MediaStore
+from daad.core.media_store import MediaStore
 
 
 def _daad(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

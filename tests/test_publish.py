@@ -20,12 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from daad import taxonomy
-from daad.catalog import Catalog
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
 from daad.collectors.datasets.collect import collect_dataset
 from daad.collectors.photos import collect_photos
-from daad.media_store import MediaStore
-from daad.publish import PublishError, parse_version, publish, published_folder
+from daad.core.media_store import MediaStore
+from daad.release.publish import PublishError, parse_version, publish, published_folder
 
 MVTEC = ["crack/001", "crack/010", "scratch/002", "poke/000"]  # capsule test images with ground-truth masks
 
@@ -238,7 +238,7 @@ def test_second_version_changelog_and_no_overwrite(mixed_catalog: dict[str, str]
     assert f"`{ids['p_stain'][:12]}`: stain -> impurity" in history
     assert "1 added, 1 removed, 1 relabelled, 1 with a changed mask" in (out / "v1.1.0" / "README.md").read_text()
     assert (out / "v1.0.0" / "manifest.json").is_file()  # the old version is untouched
-    assert [v for v, _ in __import__("daad.publish", fromlist=["x"]).published_versions(out)] == [(1, 0, 0), (1, 1, 0)]
+    assert [v for v, _ in __import__("daad.release.publish", fromlist=["x"]).published_versions(out)] == [(1, 0, 0), (1, 1, 0)]
 
     # Another machine: no older version in its out dir, the Hub's manifest given with --previous.
     other = publish(catalog, "1.1.0", tmp_path / "elsewhere", previous=out / "v1.0.0" / "manifest.json", progress=False)

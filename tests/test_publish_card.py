@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from daad.dataset_card import gating, hub_license, load_source_card, parse_source_card, size_category
+from daad.release.dataset_card import gating, hub_license, load_source_card, parse_source_card, size_category
 
 TERMS_CARD = """---
 title: Example Defects

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from daad.catalog import Catalog
-from daad.media_store import MediaStore
-from daad.publish import publish
+from daad.core.catalog import Catalog
+from daad.core.media_store import MediaStore
+from daad.release.publish import publish
 
 from test_publish import catalog, mixed_catalog, mixed_home  # noqa: F401  (the same real catalog as the round trip)
 
@@ -220,7 +220,7 @@ def test_push_one_commit_per_version_then_tag(mixed_catalog, catalog: Catalog, s
     assert len(repo["commits"]) == 1
 
     # Next version through `daad publish --push`: one commit whose tree is exactly v1.1.0.
-    from daad import taxonomy
+    from daad.core import taxonomy
 
     catalog.update(mixed_catalog["p_leak_visa"], who="review", duplicate_of=mixed_catalog["p_crack"])
     catalog.update(mixed_catalog["p_unassigned"], who="review", anomaly_class=taxonomy.CLASSES[3])

@@ -302,7 +302,7 @@ def test_transient_failure_is_retried_on_the_next_run(server, catalog, store):
 
 
 def test_api_outage_stops_the_run_with_a_clear_error_and_the_next_run_resumes(server, daad_home):
-    from daad.catalog import Catalog
+    from daad.core.catalog import Catalog
     from daad.cli import main
 
     b = server.base
@@ -383,7 +383,7 @@ def test_flickr_cli_filters_licences_and_never_shows_the_key(server, daad_home, 
     assert FLICKR_KEY not in res.output
     search_hits = [h for h in server.hits("/services/rest/") if "photos.search" in h[1]]
     assert "license=4%2C5%2C9%2C10" in search_hits[0][1]  # only collectable licence ids are asked for
-    from daad.catalog import Catalog
+    from daad.core.catalog import Catalog
 
     recs = Catalog(daad_home).find(origin="flickr")
     assert sorted(r.license for r in recs) == ["CC-BY-2.0", "CC0-1.0"]

@@ -26,10 +26,10 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from daad import taxonomy
-from daad.errors import LayoutError
-from daad.images import IMAGE_SUFFIXES
-from daad.ingest import Item, Skip
+from daad.core import taxonomy
+from daad.core.errors import LayoutError
+from daad.core.images import IMAGE_SUFFIXES
+from daad.core.ingest import Item, Skip
 
 Mapping = dict[str, Union[str, None]]
 
@@ -124,7 +124,7 @@ class DatasetAdapter:
 
     name: str = ""  # the records' origin
     title: str = ""  # human name, e.g. "MVTec AD"
-    license: str = ""  # SPDX id or terms:<name> (see daad/licenses.py)
+    license: str = ""  # SPDX id or terms:<name> (see daad/core/licenses.py)
     attribution: str = ""
     citation: str = ""
     citation_key: str = ""

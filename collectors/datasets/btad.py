@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Union
 
-from daad.ingest import Item, Skip
+from daad.core.ingest import Item, Skip
 
 from .base import DatasetAdapter, Download, Mapping, folders_found, image_files
 

@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Union
 
-from daad.catalog import Catalog
-from daad.errors import LayoutError
-from daad.ingest import CollectReport, ingest
-from daad.media_store import MediaStore
+from daad.core.catalog import Catalog
+from daad.core.errors import LayoutError
+from daad.core.ingest import CollectReport, ingest
+from daad.core.media_store import MediaStore
 
 
 def _looks_like(root: Path, exclude: str) -> str:

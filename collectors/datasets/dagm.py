@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Iterator, Union
 
-from daad.ingest import Item, Skip
+from daad.core.ingest import Item, Skip
 
 from .base import DatasetAdapter, Mapping, folders_found, image_files
 

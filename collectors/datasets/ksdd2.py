@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Union
 
-from daad.ingest import Item, Skip
+from daad.core.ingest import Item, Skip
 
 from .base import DatasetAdapter, Mapping, image_files, mask_has_defect
 

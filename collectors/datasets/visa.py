@@ -24,7 +24,7 @@ import csv
 from pathlib import Path
 from typing import Iterator, Union
 
-from daad.ingest import Item, Skip
+from daad.core.ingest import Item, Skip
 
 from .base import DatasetAdapter, Download, Mapping
 

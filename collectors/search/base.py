@@ -24,7 +24,7 @@ class SearchResult:
     provider: str  # the API asked: openverse, wikimedia, flickr (the record's origin)
     id: str  # the provider's id for it
     image_url: str
-    license: str  # normalised id (daad.licenses.normalize), "" when none was given
+    license: str  # normalised id (daad.core.licenses.normalize), "" when none was given
     license_url: str = ""
     title: str = ""
     creator: str = ""

@@ -24,14 +24,14 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from daad import licenses, taxonomy
-from daad.catalog import Catalog
+from daad.core import licenses, taxonomy
+from daad.core.catalog import Catalog
 from daad.collectors.search.base import PROVIDERS, SearchResult, make_provider
 from daad.collectors.search.credentials import Credentials, load_credentials, user_agent
 from daad.collectors.search.http import FetchError, HttpConfig, PoliteSession
-from daad.errors import BadItemError
-from daad.ingest import CollectReport, Item, Outcome, ingest_one
-from daad.media_store import MediaStore
+from daad.core.errors import BadItemError
+from daad.core.ingest import CollectReport, Item, Outcome, ingest_one
+from daad.core.media_store import MediaStore
 
 RASTER_PREFIXES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "image/tiff", "image/bmp", "image/gif")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from daad.settings import daad_home
+from daad.core.settings import daad_home
 
 CONFIG_NAME = "search.yaml"
 ENV = {"contact": "DAAD_CONTACT", "openverse_token": "OPENVERSE_TOKEN", "flickr_api_key": "FLICKR_API_KEY"}

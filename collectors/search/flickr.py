@@ -2,7 +2,7 @@
 
 Flickr names licences by number. Rather than trusting a table copied into this file,
 the provider asks `flickr.photos.licenses.getInfo` once per run (`{"licenses": {"license":
-[{"id", "name", "url"}]}}`), maps each licence's URL through `daad.licenses.normalize`,
+[{"id", "name", "url"}]}}`), maps each licence's URL through `daad.core.licenses.normalize`,
 and searches only the ids whose licence DAAD may collect:
 `flickr.photos.search&text=...&license=4,5,9,10,...&extras=license,owner_name,url_o,url_l
 &per_page=100&page=N&content_type=1&safe_search=1`, answered by `{"photos": {"page",
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daad import licenses
+from daad.core import licenses
 from daad.collectors.search.base import Page, SearchResult, attribution_line
 from daad.collectors.search.http import PoliteSession
 

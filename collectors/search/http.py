@@ -30,7 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from daad.errors import DaadError
+from daad.core.errors import DaadError
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # a 50 MP JPEG is ~20 MB; anything larger is not a photo
 REDIRECT_CODES = (301, 302, 303, 307, 308)

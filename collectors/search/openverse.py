@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daad import licenses
+from daad.core import licenses
 from daad.collectors.search.base import Page, SearchResult
 from daad.collectors.search.http import PoliteSession
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daad import licenses
+from daad.core import licenses
 from daad.collectors.search.base import Page, SearchResult, attribution_line, plain_text
 from daad.collectors.search.http import PoliteSession
 

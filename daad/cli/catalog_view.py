@@ -6,7 +6,7 @@ import json
 
 import click
 
-from daad import taxonomy
+from daad.core import taxonomy
 
 
 @click.command()
@@ -18,8 +18,8 @@ def status(plot: str | None) -> None:
     Example:
       daad status --plot status.png
     """
-    from daad.catalog import Catalog
-    from daad.status import plot_status, status_table
+    from daad.core.catalog import Catalog
+    from daad.curate.status import plot_status, status_table
 
     catalog = Catalog()
     click.echo(f"catalog: {catalog.path} ({len(catalog)} samples)")
@@ -44,8 +44,8 @@ def ls(anomaly_class, source, origin, mask_status, leaks, representatives, as_js
       daad ls --class crack --mask-status missing
       daad ls --json | jq -r .image_path
     """
-    from daad.catalog import Catalog
-    from daad.media_store import MediaStore
+    from daad.core.catalog import Catalog
+    from daad.core.media_store import MediaStore
 
     catalog = Catalog()
     store = MediaStore(catalog.home)
@@ -69,8 +69,8 @@ def info(sample_id: str) -> None:
     Example:
       daad info 3fa1c2
     """
-    from daad.catalog import Catalog
-    from daad.media_store import MediaStore
+    from daad.core.catalog import Catalog
+    from daad.core.media_store import MediaStore
 
     catalog = Catalog()
     rec = catalog.get(sample_id)

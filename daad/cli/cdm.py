@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from daad import taxonomy
-from daad.errors import DaadError
+from daad.core import taxonomy
+from daad.core.errors import DaadError
 
 
 def _classes(value: str | None) -> list[str] | None:

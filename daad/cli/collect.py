@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from daad import taxonomy
+from daad.core import taxonomy
 
 
 @click.group()

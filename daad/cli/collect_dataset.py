@@ -34,8 +34,8 @@ def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest
       daad collect dataset mvtec_ad ~/data/mvtec --download --dest ~/archives
     """
     from daad.collectors.datasets import collect_dataset, get_adapter, summary
-    from daad.errors import DaadError
-    from daad.settings import daad_home
+    from daad.core.errors import DaadError
+    from daad.core.settings import daad_home
 
     adapter = get_adapter(name)
     root = Path(path).expanduser()

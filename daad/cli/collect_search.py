@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from daad import taxonomy
+from daad.core import taxonomy
 from daad.cli.collect import collect
 
 PROVIDERS = ("openverse", "wikimedia", "flickr")
@@ -39,7 +39,7 @@ def search(query: str, provider: str, anomaly_class: str, limit: int, allow_nc: 
       DAAD_CONTACT=me@lab.org daad collect search "concrete crack" --provider wikimedia --class crack
       FLICKR_API_KEY=... daad collect search "rust stain" --provider flickr --class stain --limit 100
     """
-    from daad.catalog import Catalog
+    from daad.core.catalog import Catalog
     from daad.collectors.search.collect import collect_search
     from daad.collectors.search.credentials import load_credentials, user_agent
     from daad.collectors.search.http import FetchError, HttpConfig

@@ -38,10 +38,10 @@ def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, qu
       daad ls --representatives
     """
     _require_dedupe_extra()
-    from daad.catalog import Catalog
-    from daad.dedupe import contact_sheet
-    from daad.dedupe import dedupe as run
-    from daad.media_store import MediaStore
+    from daad.core.catalog import Catalog
+    from daad.curate.dedupe import contact_sheet
+    from daad.curate.dedupe import dedupe as run
+    from daad.core.media_store import MediaStore
 
     catalog = Catalog()
     store = MediaStore(catalog.home)
@@ -71,8 +71,8 @@ def leakage(name: str, path: str, k: int, variants: bool, quiet: bool) -> None:
       daad ls --leaks mvtec_ad
     """
     _require_dedupe_extra()
-    from daad.errors import DaadError
-    from daad.leakage import mark_leakage
+    from daad.core.errors import DaadError
+    from daad.curate.leakage import mark_leakage
 
     try:
         report = mark_leakage(name, path, k=k, variants=variants, progress=not quiet)

@@ -23,7 +23,7 @@ def demo(out_dir: str, per_image: int, workers: int, quiet: bool) -> None:
       daad demo --out daad-demo
     """
     from daad.demo import run_demo
-    from daad.errors import DaadError
+    from daad.core.errors import DaadError
 
     if quiet:
         import datasets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from daad import taxonomy
+from daad.core import taxonomy
 
 
 @click.group()
@@ -38,11 +38,11 @@ def propose(ids: tuple[str, ...], anomaly_class: str | None, origin: str | None,
       daad masks propose 3f2a9c1b --redo       # one sample, by id prefix
       daad masks propose --preview proposals.png
     """
-    from daad.catalog import Catalog
-    from daad.media_store import MediaStore
+    from daad.core.catalog import Catalog
+    from daad.core.media_store import MediaStore
 
     try:
-        from daad.mask_proposal import ProposalParams, preview_sheet, propose_masks
+        from daad.curate.mask_proposal import ProposalParams, preview_sheet, propose_masks
 
         catalog = Catalog()
         store = MediaStore(catalog.home)
@@ -76,7 +76,7 @@ def import_(folder: str, binarize: bool, threshold: int, replace: bool, quiet: b
       daad masks import ~/drawn-masks
       daad masks import ~/cvat-export --binarize --threshold 1
     """
-    from daad.mask_import import import_masks
+    from daad.curate.mask_import import import_masks
 
     report = import_masks(folder, binarize=binarize, threshold=threshold, replace=replace, progress=not quiet)
     click.echo(report.summary())

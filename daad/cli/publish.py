@@ -50,8 +50,8 @@ def publish_cmd(
       daad publish --version 1.2.0 --out ~/daad-hub --card-repo acme/daad && daad push ~/daad-hub/v1.2.0 acme/daad
       python -c "from datasets import load_dataset; print(load_dataset('$HOME/daad-hub/v1.1.0', 'exclude_mvtec_ad'))"
     """
-    from daad.catalog import Catalog
-    from daad.publish import PublishError, publish
+    from daad.core.catalog import Catalog
+    from daad.release.publish import PublishError, publish
 
     try:
         result = publish(
@@ -66,8 +66,8 @@ def publish_cmd(
 
 
 def _push(folder: str, repo_id: str, private: bool, gated: str | None) -> None:
-    from daad.hub_push import push_version
-    from daad.publish import PublishError
+    from daad.release.hub_push import push_version
+    from daad.release.publish import PublishError
 
     try:
         res = push_version(folder, repo_id, private=private, gated=gated)
@@ -95,7 +95,7 @@ def push_cmd(folder: str, repo_id: str, private: bool, gated: str | None) -> Non
     Example:
       daad push ~/daad-hub/v1.0.0 acme/daad
     """
-    from daad.publish import PublishError, published_folder
+    from daad.release.publish import PublishError, published_folder
 
     try:
         path = published_folder(folder)

@@ -29,12 +29,12 @@ def review(name: str, remote: bool, port: int, address: str | None, apply_tags: 
       daad review --no-app                          # refresh the dataset only
     """
     try:
-        from daad import review as rv
+        from daad.curate import review as rv
     except ImportError as e:
         raise click.ClickException(f"daad review needs FiftyOne: pip install 'daad[review]' ({e})")
     import fiftyone as fo
 
-    from daad.catalog import Catalog
+    from daad.core.catalog import Catalog
 
     if apply_tags:
         if not fo.dataset_exists(name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from daad import taxonomy
+from daad.core import taxonomy
 
 MODES = ("normal", "mixed")
 FOREGROUNDS = ("auto", "rembg", "otsu", "full")
@@ -60,7 +60,7 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
       daad synthesize --dataset ./daad-release/v1.0.0 --exclude mvtec_ad --targets good/ --out cai-m --mode mixed --workers 2
       daad synthesize --dataset <org>/daad --exclude visa --targets pcb1/ --out cai-pcb --classes crack,scratch --split 6,2,2
     """
-    from daad.errors import DaadError
+    from daad.core.errors import DaadError
     from daad.synthesis.cai.cai import CAI, DEFAULT_THRESHOLD
     from daad.synthesis.cai.matching import split_quota
     from daad.synthesis.cai.output import find_targets, run

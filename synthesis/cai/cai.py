@@ -44,7 +44,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from daad.errors import BadItemError
+from daad.core.errors import BadItemError
 
 from . import poisson
 from .foreground import Masker, make_masker, method_used

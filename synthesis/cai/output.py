@@ -33,9 +33,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from daad.atomic import write_bytes_atomic
-from daad.errors import BadItemError, LayoutError
-from daad.images import IMAGE_SUFFIXES, encode_png, load_image
+from daad.core.atomic import write_bytes_atomic
+from daad.core.errors import BadItemError, LayoutError
+from daad.core.images import IMAGE_SUFFIXES, encode_png, load_image
 
 from .cai import CAI, resize_target
 

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from daad import taxonomy
-from daad.errors import DaadError
+from daad.core import taxonomy
+from daad.core.errors import DaadError
 
 from .matching import bbox
 
@@ -146,7 +146,7 @@ def resolve_dataset(dataset: str | Path) -> str:
     """A local published folder (the versions folder or one version) or a Hub repo id, as `load_dataset` wants it."""
     p = Path(dataset).expanduser()
     if p.exists():
-        from daad.publish import published_folder
+        from daad.release.publish import published_folder
 
         return str(published_folder(p))
     return str(dataset)
@@ -156,7 +156,7 @@ def config_for(exclude: str | None) -> str:
     """`exclude_<x>` for `--exclude x` (the name `daad publish` writes), `full` without it."""
     if not exclude:
         return "full"
-    from daad.publish import config_name
+    from daad.release.publish import config_name
 
     return config_name(exclude)
 

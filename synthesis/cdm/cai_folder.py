@@ -18,9 +18,9 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
-from daad.errors import BadItemError, BadMaskError, LayoutError
-from daad.images import load_image, load_mask
-from daad.taxonomy import CLASSES, check_class
+from daad.core.errors import BadItemError, BadMaskError, LayoutError
+from daad.core.images import load_image, load_mask
+from daad.core.taxonomy import CLASSES, check_class
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from daad.atomic import atomic_path
-from daad.errors import DaadError
+from daad.core.atomic import atomic_path
+from daad.core.errors import DaadError
 
 CONFIG = "cdm.json"
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")

@@ -35,13 +35,13 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from daad.atomic import atomic_path
-from daad.errors import BadItemError, DaadError
-from daad.images import IMAGE_SUFFIXES, load_image, load_mask
+from daad.core.atomic import atomic_path
+from daad.core.errors import BadItemError, DaadError
+from daad.core.images import IMAGE_SUFFIXES, load_image, load_mask
 from daad.synthesis.cdm import cdm_folder
 from daad.synthesis.cdm.model import Components, load_components, pick_device, pick_dtype
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
-from daad.taxonomy import CLASSES
+from daad.core.taxonomy import CLASSES
 
 
 @dataclass

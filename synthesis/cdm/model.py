@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import torch
 
-from daad.errors import DaadError
+from daad.core.errors import DaadError
 
 SUBFOLDERS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 

@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from daad.errors import DaadError
-from daad.images import load_image, load_mask
+from daad.core.errors import DaadError
+from daad.core.images import load_image, load_mask
 from daad.synthesis.cdm import cdm_folder
 from daad.synthesis.cdm.cai_folder import Sample, find_samples, load_pair
 from daad.synthesis.cdm.model import Components, check_pretrained, load_components, pick_device, pick_dtype
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
-from daad.taxonomy import CLASSES
+from daad.core.taxonomy import CLASSES
 
 DEFAULT_PROMPT = "a photo of {token}"
 

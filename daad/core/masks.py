@@ -13,10 +13,10 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from daad.catalog import Catalog
-from daad.images import ImageSource
-from daad.media_store import MediaStore
-from daad.record import Record
+from daad.core.catalog import Catalog
+from daad.core.images import ImageSource
+from daad.core.media_store import MediaStore
+from daad.core.record import Record
 
 
 def default_who(prefix: str) -> str:

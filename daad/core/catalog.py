@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from daad.record import FIELDS, Record
-from daad.settings import daad_home
+from daad.core.record import FIELDS, Record
+from daad.core.settings import daad_home
 
 _JSON_FIELDS = {"leaks", "tags", "meta"}
 

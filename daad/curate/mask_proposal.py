@@ -74,12 +74,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from daad import taxonomy
-from daad.catalog import Catalog
-from daad.errors import BadItemError
-from daad.images import load_image
-from daad.masks import MaskOutcome, MaskReport, attach_mask, default_who
-from daad.media_store import MediaStore
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
+from daad.core.errors import BadItemError
+from daad.core.images import load_image
+from daad.core.masks import MaskOutcome, MaskReport, attach_mask, default_who
+from daad.core.media_store import MediaStore
 
 METHOD = "morphological-residual-texture-z-strongest-region"
 

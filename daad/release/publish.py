@@ -41,12 +41,12 @@ from typing import Any, Iterable
 
 from tqdm import tqdm
 
-from daad import licenses, taxonomy
-from daad.catalog import Catalog
-from daad.dataset_card import CardInputs, SourceCard, gating, hub_license, load_source_card, render_card, size_category
-from daad.errors import DaadError
-from daad.media_store import MediaStore
-from daad.record import Record
+from daad.core import licenses, taxonomy
+from daad.core.catalog import Catalog
+from daad.release.dataset_card import CardInputs, SourceCard, gating, hub_license, load_source_card, render_card, size_category
+from daad.core.errors import DaadError
+from daad.core.media_store import MediaStore
+from daad.core.record import Record
 
 DEFAULT_SHARD_BYTES = 500 * 1000 * 1000  # the Hub's recommendation for parquet shards
 ROWS_PER_ROW_GROUP = 100  # what `datasets` uses for image datasets: the viewer pages by row group
@@ -330,11 +330,11 @@ def row_url(rec: Record, card: SourceCard | None) -> str:
 
 
 def _phash_of(rec: Record, store: MediaStore) -> str:
-    """The record's pHash; computed with `daad.hashing` (imagehash's pHash) when dedupe has not run yet."""
+    """The record's pHash; computed with `daad.curate.hashing` (imagehash's pHash) when dedupe has not run yet."""
     if rec.phash:
         return rec.phash
     try:
-        from daad.hashing import phash
+        from daad.curate.hashing import phash
     except ImportError:  # scipy (the `dedupe` extra) is not installed: leave it empty rather than guess
         return ""
     from PIL import Image as PILImage
@@ -616,7 +616,7 @@ def publish(
         shard_bytes: largest parquet shard, in bytes of image + mask files.
         repo_id: the Hub repo named in the card's loading examples.
         gated: force the Hub access gate ("auto", "manual", or "" for none); None decides
-            from source cards and licences (see `daad.dataset_card.gating`).
+            from source cards and licences (see `daad.release.dataset_card.gating`).
         progress: show a progress bar.
     Returns:
         PublishResult with the folder written and the numbers in its card.

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from daad import taxonomy
+from daad.core import taxonomy
 
 
 @dataclass

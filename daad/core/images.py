@@ -15,8 +15,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from daad.errors import BadImageError, BadMaskError
-from daad.settings import max_pixels
+from daad.core.errors import BadImageError, BadMaskError
+from daad.core.settings import max_pixels
 
 try:  # HEIC/HEIF photos from phones, when the maintained reader is installed.
     from pillow_heif import register_heif_opener

@@ -28,8 +28,8 @@ import scipy.fftpack
 from PIL import Image
 from tqdm import tqdm
 
-from daad.errors import BadItemError
-from daad.images import load_image
+from daad.core.errors import BadItemError
+from daad.core.images import load_image
 
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4

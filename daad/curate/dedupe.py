@@ -39,11 +39,13 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from daad import hashing, taxonomy
-from daad.catalog import Catalog
-from daad.media_store import MediaStore
-from daad.near_duplicates import get_searcher
-from daad.record import Record
+from daad.curate import hashing
+
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
+from daad.core.media_store import MediaStore
+from daad.curate.near_duplicates import get_searcher
+from daad.core.record import Record
 
 DEFAULT_K = 8
 DUPLICATE_TAG = "duplicate"

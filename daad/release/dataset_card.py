@@ -31,10 +31,10 @@ from typing import Any
 
 import yaml
 
-from daad import licenses, taxonomy
+from daad.core import licenses, taxonomy
 
 # License ids the Hub accepts in card metadata (https://huggingface.co/docs/hub/repositories-licenses),
-# restricted to those an SPDX id from daad.licenses can map to. Anything else becomes "other".
+# restricted to those an SPDX id from daad.core.licenses can map to. Anything else becomes "other".
 _HUB_LICENSES = {
     "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "odc-by", "cdla-permissive-2.0",
     "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",

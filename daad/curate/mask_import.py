@@ -8,7 +8,7 @@ keeps names: the stem (with a trailing `_mask`, `-mask` or `.mask` removed) is t
 2. the file stem of a record's `origin_ref` (the collected file's name or the last
    part of its URL), when exactly one record has it.
 
-Masks are validated like every other mask (`daad.images.load_mask`: same size as the
+Masks are validated like every other mask (`daad.core.images.load_mask`: same size as the
 image, binary unless `binarize`). A file that cannot be matched or validated is
 reported with the reason and the batch goes on. Ground-truth masks and existing
 annotated masks are only replaced with `replace=True`.
@@ -24,13 +24,13 @@ from urllib.parse import unquote, urlsplit
 
 from tqdm import tqdm
 
-from daad import taxonomy
-from daad.catalog import Catalog
-from daad.errors import BadItemError
-from daad.images import IMAGE_SUFFIXES
-from daad.masks import MaskOutcome, MaskReport, attach_mask, default_who
-from daad.media_store import MediaStore
-from daad.record import Record
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
+from daad.core.errors import BadItemError
+from daad.core.images import IMAGE_SUFFIXES
+from daad.core.masks import MaskOutcome, MaskReport, attach_mask, default_who
+from daad.core.media_store import MediaStore
+from daad.core.record import Record
 
 _MASK_SUFFIX = re.compile(r"[_.-]mask$", re.I)
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")

@@ -25,11 +25,11 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 from tqdm import tqdm
 
-from daad import taxonomy
-from daad.catalog import Catalog
-from daad.masks import default_who
-from daad.media_store import MediaStore
-from daad.record import Record
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
+from daad.core.masks import default_who
+from daad.core.media_store import MediaStore
+from daad.core.record import Record
 
 DEFAULT_DATASET = "daad"
 KEY_FIELD = "daad_id"

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from daad.images import ImageSource, encode_png, load_image, load_mask
-from daad.settings import daad_home
+from daad.core.images import ImageSource, encode_png, load_image, load_mask
+from daad.core.settings import daad_home
 
 if TYPE_CHECKING:
-    from daad.record import Record
+    from daad.core.record import Record
 
 
 class MediaStore:

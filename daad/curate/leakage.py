@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from daad import hashing
-from daad.catalog import Catalog
-from daad.dedupe import DEFAULT_K, catalog_hashes
-from daad.media_store import MediaStore
-from daad.near_duplicates import get_searcher
+from daad.curate import hashing
+from daad.core.catalog import Catalog
+from daad.curate.dedupe import DEFAULT_K, catalog_hashes
+from daad.core.media_store import MediaStore
+from daad.curate.near_duplicates import get_searcher
 
 HASH_VERSION = "phash+dhash/imagehash-4.3/v1"
 

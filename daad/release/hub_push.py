@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from daad.publish import PublishError, load_manifest, version_name
+from daad.release.publish import PublishError, load_manifest, version_name
 
 REPO_TYPE = "dataset"
 
@@ -60,7 +60,7 @@ def push_version(
     gated: str | None = None,
     token: str | None = None,
 ) -> PushResult:
-    """Push the version folder `folder` (written by `daad.publish.publish`) to `repo_id`.
+    """Push the version folder `folder` (written by `daad.release.publish.publish`) to `repo_id`.
 
     Args:
         folder: a version folder (`<out>/vX.Y.Z`).

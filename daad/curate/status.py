@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daad import taxonomy
-from daad.catalog import Catalog
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
 
 
 def status_table(catalog: Catalog) -> str:

@@ -3,7 +3,7 @@
 FiftyOne loads this file from the plugin folder (`daad review` puts it on
 FIFTYONE_PLUGINS_DIR) and runs the operators in the App's server process. They are
 thin: they pick the samples (the selection in the grid, else the sample open in the
-modal) and call `daad.review`, which writes the catalog first (who and when go to its
+modal) and call `daad.curate.review`, which writes the catalog first (who and when go to its
 event log) and then the FiftyOne samples.
 """
 
@@ -12,8 +12,10 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from daad import review, taxonomy
-from daad.masks import default_who
+from daad.curate import review
+
+from daad.core import taxonomy
+from daad.core.masks import default_who
 
 
 def _targets(ctx):

@@ -15,12 +15,12 @@ from typing import Any, Iterable, Iterator, Union
 
 from tqdm import tqdm
 
-from daad import taxonomy
-from daad.catalog import Catalog
-from daad.errors import BadItemError
-from daad.images import ImageSource, load_image, load_mask
-from daad.media_store import MediaStore
-from daad.record import Record
+from daad.core import taxonomy
+from daad.core.catalog import Catalog
+from daad.core.errors import BadItemError
+from daad.core.images import ImageSource, load_image, load_mask
+from daad.core.media_store import MediaStore
+from daad.core.record import Record
 
 
 @dataclass
