@@ -12,8 +12,9 @@ import click
 @click.option("--address", default=None, help="Address to serve on (default: FiftyOne's, localhost; 0.0.0.0 for every interface).")
 @click.option("--apply-tags", is_flag=True, help="Apply the tags class:<name>, mask:ok, mask:bad typed in the App to the catalog, then exit.")
 @click.option("--no-app", is_flag=True, help="Only load the catalog into the dataset (saved views, masks); do not open the App.")
+@click.option("--release", type=click.Path(file_okay=False), help="Open a published release folder (masks bit-exact) instead of the catalog.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def review(name: str, remote: bool, port: int, address: str | None, apply_tags: bool, no_app: bool, quiet: bool) -> None:
+def review(name: str, remote: bool, port: int, address: str | None, apply_tags: bool, no_app: bool, release: str | None, quiet: bool) -> None:
     """Review classes and masks in the FiftyOne App; decisions go to the catalog.
 
     \b
@@ -27,6 +28,7 @@ def review(name: str, remote: bool, port: int, address: str | None, apply_tags: 
       daad review --remote --port 5151              # then ssh -L 5151:localhost:5151 host
       daad review --apply-tags                      # honour class:crack, mask:ok, mask:bad tags
       daad review --no-app                          # refresh the dataset only
+      daad review --release ~/daad-hub              # a release's `full` config, read-only
     """
     try:
         from daad.curate import review as rv
@@ -36,6 +38,20 @@ def review(name: str, remote: bool, port: int, address: str | None, apply_tags: 
 
     from daad.core.catalog import Catalog
 
+    if release:
+        from daad.core.errors import DaadError
+        from daad.release.fiftyone_config import load_release
+
+        try:
+            ds = load_release(release, name=None if name == "daad" else name)
+        except (DaadError, FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"FiftyOne dataset {ds.name!r}: {len(ds)} samples of {ds.info['daad_release']} (full config)")
+        if not no_app:
+            session = fo.launch_app(ds, remote=remote, port=port, address=address)
+            click.echo(f"App: {session.url}  (Ctrl-C to stop)")
+            session.wait(-1 if remote else 3)
+        return
     if apply_tags:
         if not fo.dataset_exists(name):
             raise click.ClickException(f"no FiftyOne dataset {name!r}: run `daad review` first")

@@ -10,6 +10,7 @@ leaks: its origin when it comes from one, plus its `leaks`), one folder per grou
       README.md                         card: YAML configs + dataset_info, tables, licences, changelog
       manifest.json                     id -> content hash (image+mask), mask sha, class, licence, group
       CHANGELOG.md                      this version's changes, then every earlier version's
+      fiftyone.yml                      lets fiftyone.utils.huggingface.load_from_hub load the `full` config
       data/no_leak/train-00000-of-00001.parquet
       data/leaks-mvtec_ad/train-00000-of-00002.parquet
       data/leaks-mvtec_ad+visa/...
@@ -42,6 +43,7 @@ from typing import Any, Iterable
 from tqdm import tqdm
 
 from daad.core import licenses, taxonomy
+from daad.release.fiftyone_config import write_fiftyone_config
 from daad.core.catalog import Catalog
 from daad.release.dataset_card import CardInputs, SourceCard, gating, hub_license, load_source_card, render_card, size_category
 from daad.core.errors import DaadError
@@ -710,6 +712,7 @@ def publish(
         (tmp / "README.md").write_text(card, encoding="utf-8")
         (tmp / "CHANGELOG.md").write_text(history, encoding="utf-8")
         (tmp / "LICENSE.md").write_text(_licence_note(licence_rows), encoding="utf-8")
+        write_fiftyone_config(tmp, vstr, list(licence_rows), f"DAAD {vstr}: real anomaly images with pixel masks, {len(sel.records)} samples")
         _write_json(tmp / "manifest.json", manifest)
         _write_json(tmp / "changelog.json", {"version": vstr, **changelog.to_dict()})
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a published folder is meant to be shared
