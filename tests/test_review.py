@@ -353,3 +353,35 @@ def test_app_in_headless_chromium(loaded, catalog, artifacts):
         assert catalog.events(target["daad_id"])[-1]["who"].startswith("fiftyone:")
     finally:
         session.close()
+
+
+def test_a_release_opens_in_fiftyone_with_masks_intact(fo, photo_dir, catalog, store, tmp_path):
+    """`fiftyone.yml` names fields of the parquet files; `daad review --release` loads the `full` rows bit-exact."""
+    import pyarrow.parquet as pq
+    import yaml
+    from fiftyone.utils.huggingface import HFHubParquetFilesDatasetConfig
+
+    from daad.cli import main
+    from daad.release.publish import publish
+
+    collect_photos(photo_dir, catalog, license="CC-BY-4.0", attribution="ACME QA", progress=False)
+    result = publish(catalog, "1.0.0", tmp_path / "hub", progress=False)
+    config = yaml.safe_load((result.path / "fiftyone.yml").read_text())
+    parsed = HFHubParquetFilesDatasetConfig(**config)  # how load_from_hub reads it
+    assert parsed.label_fields == {"classification": ["anomaly_class"], "mask": ["mask"]}
+    assert config["subsets"] == ["full"] and parsed.media_fields == {"filepath": "image"}
+    columns = set(pq.read_schema(next(result.path.glob("data/*/*.parquet"))).names)
+    assert {"image", "mask", "anomaly_class"} <= columns
+
+    r = CliRunner().invoke(main, ["review", "--release", str(tmp_path / "hub"), "--dataset", "rel-test", "--no-app"])
+    assert r.exit_code == 0, r.output
+    assert f"'rel-test': {result.rows} samples" in r.output
+    ds = fo.load_dataset("rel-test")
+    try:
+        assert len(ds) == result.rows == 2  # the samples with a class and a mask
+        for s in ds:
+            rec = catalog.get(s["daad_id"])
+            assert rec is not None and s["anomaly_class"].label == rec.anomaly_class
+            assert Path(s["mask"].mask_path).read_bytes() == store.mask_path(rec.mask_sha).read_bytes()
+    finally:
+        fo.delete_dataset("rel-test")

@@ -46,20 +46,20 @@ def load_release(release: Path | str, name: str | None = None, media_dir: Path |
     """A FiftyOne dataset of a release's `full` config with masks bit-exact.
 
     Images and masks are written (as their original PNG bytes) under `media_dir` (default:
-    `<release>/.fiftyone-media`); the dataset is called `name` (default `daad-release-<version>`).
+    `<release>/.fiftyone-media`, with the `datasets` cache); the dataset is called `name` (default `daad-release-<version>`).
     """
     import fiftyone as fo
     from datasets import load_dataset
 
     from daad.release.publish import published_folder
 
-    folder = published_folder(Path(release).expanduser())
+    folder = published_folder(Path(release).expanduser()).resolve()
     version = folder.name
     ds_name = name or f"daad-release-{version}"
     media = Path(media_dir).expanduser() if media_dir else folder / ".fiftyone-media"
     (media / "images").mkdir(parents=True, exist_ok=True)
     (media / "masks").mkdir(parents=True, exist_ok=True)
-    rows = load_dataset(str(folder), "full", split="train").cast_column("image", _raw_image()).cast_column("mask", _raw_image())
+    rows = load_dataset(str(folder), "full", split="train", cache_dir=str(media / "hf-cache")).cast_column("image", _raw_image()).cast_column("mask", _raw_image())
     classes = rows.features["anomaly_class"].names
     if ds_name in fo.list_datasets():
         if not overwrite:
