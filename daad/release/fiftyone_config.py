@@ -14,6 +14,7 @@ which writes each row's PNG bytes to disk unchanged and makes a FiftyOne dataset
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterable, cast
 
 import yaml
 
@@ -67,7 +68,7 @@ def load_release(release: Path | str, name: str | None = None, media_dir: Path |
         fo.delete_dataset(ds_name)
     ds = fo.Dataset(ds_name, persistent=True)
     samples = []
-    for row in rows:
+    for row in cast(Iterable[dict[str, Any]], rows):
         img_path = media / "images" / f"{row['id']}.png"
         mask_path = media / "masks" / f"{row['id']}.png"
         if not img_path.is_file():
@@ -81,7 +82,7 @@ def load_release(release: Path | str, name: str | None = None, media_dir: Path |
             mask=fo.Segmentation(mask_path=str(mask_path)),
         ))
     ds.add_samples(samples, progress=False)
-    ds.info["daad_release"] = str(folder)
+    ds.info = {"daad_release": str(folder)}  # a new dataset: nothing else in info yet
     ds.save()
     return ds
 

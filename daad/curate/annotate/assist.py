@@ -75,7 +75,7 @@ def box_to_mask(image: np.ndarray, box: tuple[float, float, float, float], click
                    int(cv2.GC_FGD if c.positive else cv2.GC_BGD), -1)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(small, seed, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(small, seed, (0, 0, 0, 0), bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)  # rect unused with a mask
     except cv2.error:  # one colour only inside or outside: nothing to learn from
         seed[:] = cv2.GC_BGD
         seed[ry0:ry1, rx0:rx1] = cv2.GC_PR_FGD

@@ -40,8 +40,9 @@ def _saved_view(catalog: Catalog, view: str) -> list[Record]:
     if DEFAULT_DATASET not in fo.list_datasets():
         raise DaadError(f"--view {view!r}: no `daad review` dataset yet (run `daad review` first)")
     ds = fo.load_dataset(DEFAULT_DATASET)
-    if view not in ds.list_saved_views():
-        raise DaadError(f"--view {view!r}: not a saved view of `daad review` (saved: {', '.join(ds.list_saved_views()) or 'none'})")
+    saved = [str(v) for v in ds.list_saved_views()]
+    if view not in saved:
+        raise DaadError(f"--view {view!r}: not a saved view of `daad review` (saved: {', '.join(saved) or 'none'})")
     ids = ds.load_saved_view(view).values(KEY_FIELD)
     return [r for r in (catalog.get(i) for i in ids) if r is not None]
 
