@@ -46,10 +46,11 @@ def _parse_classes(text: str | None) -> list[str] | None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")
 @click.option("--threshold", default=None, type=click.IntRange(0, 254), help="T of Eq. 4 in grey levels (default 4, measured on real data: see daad.synthesis.cai.cai).")
 @click.option("--mixed-rule", default="perez", show_default=True, type=click.Choice(("perez", "opencv")), help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
+@click.option("--overwrite", is_flag=True, help="Replace an --out made with other settings (removes what this run does not write).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, per_image: int, split: str | None, mode: str,
                classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int,
-               threshold: int | None, mixed_rule: str, quiet: bool) -> None:
+               threshold: int | None, mixed_rule: str, overwrite: bool, quiet: bool) -> None:
     """Inject real DAAD anomalies into normal images by CAI (paper Sec. 3.1).
 
     \b
@@ -89,7 +90,11 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
                   threshold=DEFAULT_THRESHOLD if threshold is None else threshold, seed=seed, mixed_rule=mixed_rule)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    report = run(cai, target_list, out_dir, workers=workers, progress=not quiet)
+    settings = {"dataset": str(path), "config": config, "classes": sorted(wanted or [])}
+    try:
+        report = run(cai, target_list, out_dir, workers=workers, progress=not quiet, settings=settings, overwrite=overwrite)
+    except DaadError as exc:  # FolderInUseError: --out made with other settings
+        raise click.ClickException(str(exc)) from None
     click.echo(report.summary())
     if report.images == 0:
         raise click.ClickException("no pseudo anomaly was written")
