@@ -2,7 +2,8 @@
 
     out/abnormal/<stem>_<tag>.png   pseudo anomalies
     out/mask/<stem>_<tag>.png       their masks (0/255), same names
-    out/normal/<stem>.png           the target exactly as the synthesiser saw it (the working size)
+    out/normal/<stem>.png           the target exactly as the synthesiser saw it (the working size;
+                                    `<stem>___<W>x<H>.png` when another run left it there at another size)
     out/manifest.jsonl              one row per pseudo anomaly: file, mask, normal, target_path + provenance
     out/preview.png                 the first targets, then their pseudo anomalies with the mask outlined
     out/daad_run.json               the settings of each run that wrote here (see `overwrite`)
@@ -184,7 +185,7 @@ class FolderWriter:
         returns them for the parent's `add`.
         """
         stem = stem_for(key)
-        normal_rel = f"normal/{stem}.png"
+        normal_rel = self._normal_name(stem, normal)
         rows, bad = [], []
         for o in outputs:
             if o.image.shape[:2] != normal.shape[:2] or o.mask.shape[:2] != normal.shape[:2]:
@@ -204,6 +205,23 @@ class FolderWriter:
             self._put(normal_rel, normal)
         self.add(rows)
         return rows, bad
+
+    def _normal_name(self, stem: str, normal: np.ndarray) -> str:
+        """`normal/<stem>.png`, or `normal/<stem>___<W>x<H>.png` when another run left that target there at another size.
+
+        (CAI works at 256 px, CDM at the image's own size: each run's pseudo anomalies
+        keep their own normal image; `___<W>x<H>` cannot be a stem, so it meets nothing.)
+        """
+        rel = f"normal/{stem}.png"
+        path = self.out / rel
+        if self.overwrite or rel in self._written or not path.is_file():
+            return rel
+        try:
+            with Image.open(path) as im:
+                same = im.size == (normal.shape[1], normal.shape[0])
+        except OSError:
+            return rel
+        return rel if same else f"normal/{stem}___{normal.shape[1]}x{normal.shape[0]}.png"
 
     def add(self, rows: list[dict[str, Any]], written: bool = True) -> None:
         """Record rows written by another writer of this run (a worker process's)."""
