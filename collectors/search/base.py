@@ -46,7 +46,6 @@ class Page:
 
 class SearchProvider(Protocol):
     name: str
-    default_endpoint: str
 
     def page(self, query: str, cursor: Any, allow_nc: bool) -> Page: ...
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
+from daad.cli import choices
 from daad.core import taxonomy
 
-MODES = ("normal", "mixed")
-FOREGROUNDS = ("auto", "rembg", "otsu", "full")
 
 
 def _parse_split(text: str) -> tuple[int, int, int]:
@@ -37,15 +36,15 @@ def _parse_classes(text: str | None) -> list[str] | None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (anomalib Folder layout).")
 @click.option("--per-image", default=10, show_default=True, type=click.IntRange(min=1), help="Pseudo anomalies per target, split large/medium/small 4:3:3.")
 @click.option("--split", "split", default=None, help="Explicit large,medium,small counts per target, e.g. 6,2,2 (overrides --per-image).")
-@click.option("--mode", default="normal", show_default=True, type=click.Choice(MODES), help="Poisson editing mode: normal (CAI-N) or mixed (CAI-M).")
+@click.option("--mode", default="normal", show_default=True, type=choices.MODES, help="Poisson editing mode: normal (CAI-N) or mixed (CAI-M).")
 @click.option("--classes", default=None, help="Only these anomaly classes, comma-separated, e.g. crack,scratch.")
-@click.option("--foreground", default="auto", show_default=True, type=click.Choice(FOREGROUNDS), help="Foreground m(I): auto picks per image and says which.")
+@click.option("--foreground", default="auto", show_default=True, type=choices.FOREGROUNDS, help="Foreground m(I): auto picks per image and says which.")
 @click.option("--rembg-model", type=click.Path(exists=True, dir_okay=False), default=None, help="Local rembg ONNX model (e.g. u2net.onnx); used by rembg and by auto.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Targets are resized to SIZE x SIZE.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same inputs -> bit-identical output.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")
 @click.option("--threshold", default=None, type=click.IntRange(0, 254), help="T of Eq. 4 in grey levels (default 4, measured on real data: see daad.synthesis.cai.cai).")
-@click.option("--mixed-rule", default="perez", show_default=True, type=click.Choice(("perez", "opencv")), help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
+@click.option("--mixed-rule", default="perez", show_default=True, type=choices.MIXED_RULES, help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
 @click.option("--overwrite", is_flag=True, help="Replace an --out made with other settings (removes what this run does not write).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, per_image: int, split: str | None, mode: str,
