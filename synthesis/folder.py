@@ -65,6 +65,7 @@ PREVIEW = "preview.png"
 RUNS = "daad_run.json"
 SUBFOLDERS = ("abnormal", "mask", "normal")
 MAX_STEM = 120  # bytes; + "_<tag>.png" stays far below the 255-byte name limit
+DEFAULT_PNG_LEVEL = 6
 PREVIEW_TARGETS = 4
 PREVIEW_TILE = 128
 _PLAIN_PART = re.compile(r"^[A-Za-z0-9.-]+(?:_[A-Za-z0-9.-]+)*$")  # no leading, trailing or double "_"
@@ -100,8 +101,17 @@ def stem_for(key: str) -> str:
     return f"{readable}___{hashlib.sha256(key.encode('utf-8')).hexdigest()[:12]}"
 
 
-def _png(a: np.ndarray) -> bytes:
-    return encode_png(Image.fromarray(a))
+def _png(a: np.ndarray, level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """Deterministic PNG bytes: PIL at level 6 (the bytes of every earlier run), cv2 at any other level."""
+    if level == DEFAULT_PNG_LEVEL:
+        return encode_png(Image.fromarray(a))
+    import cv2
+
+    bgr = cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 and a.shape[2] == 3 else a
+    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, level])
+    if not ok:
+        raise DaadError(f"cv2 could not encode a {a.shape} {a.dtype} image as PNG")
+    return buf.tobytes()
 
 
 def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
@@ -128,8 +138,11 @@ class FolderWriter:
     """
 
     def __init__(self, out: str | Path, run: str, settings: dict[str, Any] | None = None,
-                 overwrite: bool = False, strict: bool = True, threads: int = 2):
+                 overwrite: bool = False, strict: bool = True, threads: int = 2, png_level: int = DEFAULT_PNG_LEVEL):
+        if not 0 <= png_level <= 9:
+            raise ValueError(f"png_level {png_level}: must be 0..9")
         self.out = Path(out).expanduser()
+        self.png_level = png_level
         self.run, self.settings, self.overwrite, self.threads = run, settings, overwrite, threads
         self._pending: list[Future] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -168,13 +181,13 @@ class FolderWriter:
     # -- writing --------------------------------------------------------------------------
     def _put(self, rel: str, array: np.ndarray) -> None:
         self._written.add(rel)
-        job = (self.out / rel, array)
+        job = (self.out / rel, array, self.png_level)
         if self.threads <= 0:
-            write_bytes_atomic(job[0], _png(job[1]))
+            write_bytes_atomic(job[0], _png(job[1], job[2]))
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="folder-writer")
-        self._pending.append(self._pool.submit(lambda p, a: write_bytes_atomic(p, _png(a)), *job))
+        self._pending.append(self._pool.submit(lambda p, a, level: write_bytes_atomic(p, _png(a, level)), *job))
         if len(self._pending) > 8 * self.threads:  # bound the arrays held in memory
             self._pending.pop(0).result()
 
@@ -285,7 +298,7 @@ def preview_grid(out: Path, manifest: list[dict[str, Any]], max_targets: int = P
     grid = np.full((tile * len(rows), tile * width, 3), 255, dtype=np.uint8)
 
     def put(i: int, j: int, a: np.ndarray) -> None:
-        im = Image.fromarray(a).convert("RGB").resize((tile, tile), Image.BILINEAR)
+        im = Image.fromarray(a).convert("RGB").resize((tile, tile), Image.Resampling.BILINEAR)
         grid[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = np.asarray(im)
 
     for i, (normal, items) in enumerate(rows.items()):

@@ -25,7 +25,7 @@ class LazyChoice(click.Choice):
         return self._choices
 
     @choices.setter
-    def choices(self, value: Sequence[str]) -> None:
+    def choices(self, value: Sequence[str]) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._choices = tuple(value)
 
 

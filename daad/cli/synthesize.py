@@ -45,11 +45,12 @@ def _parse_classes(text: str | None) -> list[str] | None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")
 @click.option("--threshold", default=None, type=click.IntRange(0, 254), help="T of Eq. 4 in grey levels (default 4, measured on real data: see daad.synthesis.cai.cai).")
 @click.option("--mixed-rule", default="perez", show_default=True, type=choices.MIXED_RULES, help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
+@click.option("--png-level", default=6, show_default=True, type=click.IntRange(0, 9), help="zlib level of the PNGs: 6 keeps the bytes of earlier runs; 1 writes faster (larger files, same bytes for the same seed).")
 @click.option("--overwrite", is_flag=True, help="Replace an --out made with other settings (removes what this run does not write).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, per_image: int, split: str | None, mode: str,
                classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int,
-               threshold: int | None, mixed_rule: str, overwrite: bool, quiet: bool) -> None:
+               threshold: int | None, mixed_rule: str, png_level: int, overwrite: bool, quiet: bool) -> None:
     """Inject real DAAD anomalies into normal images by CAI (paper Sec. 3.1).
 
     \b
@@ -91,7 +92,7 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
         raise click.ClickException(str(exc)) from None
     settings = {"dataset": str(path), "config": config, "classes": sorted(wanted or [])}
     try:
-        report = run(cai, target_list, out_dir, workers=workers, progress=not quiet, settings=settings, overwrite=overwrite)
+        report = run(cai, target_list, out_dir, workers=workers, progress=not quiet, settings=settings, overwrite=overwrite, png_level=png_level)
     except DaadError as exc:  # FolderInUseError: --out made with other settings
         raise click.ClickException(str(exc)) from None
     click.echo(report.summary())

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from daad.core.errors import BadItemError, LayoutError
 from daad.core.images import IMAGE_SUFFIXES, load_image
-from daad.synthesis.folder import FolderWriter, Output, preview_grid, stem_for
+from daad.synthesis.folder import DEFAULT_PNG_LEVEL, FolderWriter, Output, preview_grid, stem_for
 
 from .cai import CAI, resize_target
 
@@ -145,7 +145,7 @@ def settings_of(cai: CAI) -> dict[str, Any]:
 
 
 def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True,
-        settings: dict[str, Any] | None = None, overwrite: bool = False) -> Report:
+        settings: dict[str, Any] | None = None, overwrite: bool = False, png_level: int = DEFAULT_PNG_LEVEL) -> Report:
     """Inject into every target, write the Folder layout, manifest and preview; return a Report.
 
     A bad target (unreadable, empty foreground, no pattern fits) is reported and
@@ -154,9 +154,15 @@ def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     `settings` (e.g. the dataset and config the patterns came from) are stored with CAI's
     own; raises FolderInUseError when `out_dir` holds a CAI run made with other
     settings, unless `overwrite` (then what this run does not write is removed).
+    `png_level` 6 (the default) writes the bytes every earlier version wrote; another
+    zlib level (cv2's encoder) is faster (1: measured in benchmarks/cai.py --cli), still
+    the same bytes for the same seed, and recorded with the settings.
     """
     out = Path(out_dir).expanduser()
-    writer = FolderWriter(out, run="cai", settings={**settings_of(cai), **(settings or {})}, overwrite=overwrite)
+    recorded = {**settings_of(cai), **(settings or {})}
+    if png_level != DEFAULT_PNG_LEVEL:
+        recorded["png_level"] = png_level
+    writer = FolderWriter(out, run="cai", settings=recorded, overwrite=overwrite, png_level=png_level)
     report = Report(out, targets=len(targets))
     start = time.perf_counter()
     with tqdm(total=len(targets), desc=f"CAI-{cai.mode[0].upper()}", unit="target", disable=not progress) as bar:
