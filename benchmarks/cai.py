@@ -181,10 +181,11 @@ def threshold_study(patterns, data: Path, n_targets: int, size: int = 256) -> No
 
 
 def cli_targets(data: Path, folder: Path, n: int) -> int:
-    """MVTec AD test/good images, then Magnetic Tile MT_Free images, copied into `folder` (n of them)."""
+    """MVTec AD test/good, Magnetic Tile MT_Free and DeepPCB template images, copied into `folder` (n of them)."""
     import shutil
 
-    files = sorted((data / "mvtec_ad").glob("*/test/good/*.png")) + sorted((data / "magnetic_tile" / "MT_Free" / "Imgs").glob("*.jpg"))
+    files = (sorted((data / "mvtec_ad").glob("*/test/good/*.png")) + sorted((data / "magnetic_tile" / "MT_Free" / "Imgs").glob("*.jpg"))
+             + sorted((data / "deeppcb").rglob("*_temp.jpg")))
     for f in files[:n]:
         dst = folder / f.relative_to(data)
         dst.parent.mkdir(parents=True, exist_ok=True)
