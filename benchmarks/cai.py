@@ -2,6 +2,7 @@
 
     python benchmarks/cai.py                      # images/s at 256, 512, 1024, Normal and Mixed
     python benchmarks/cai.py --threshold-study    # IoU of bin(I_d, T) with the injected pattern, per T
+    python benchmarks/cai.py --cli 113            # `daad synthesize` end to end against the library, 113 targets
 
 Real data from ../shared/data (or DAAD_SHARED_DATA): patterns are the MVTec AD
 bottle/capsule anomalies and Magnetic Tile defects (every 4th image of each type, for
@@ -179,14 +180,86 @@ def threshold_study(patterns, data: Path, n_targets: int, size: int = 256) -> No
             print(f"{t:>4} {np.mean(ious):>6.3f} {np.mean(halos) if halos else 0:>6.3f} {np.mean(recalls):>7.3f} {kept / len(rec.items):>6.3f}")
 
 
+def cli_targets(data: Path, folder: Path, n: int) -> int:
+    """MVTec AD test/good, Magnetic Tile MT_Free and DeepPCB template images, copied into `folder` (n of them)."""
+    import shutil
+
+    files = (sorted((data / "mvtec_ad").glob("*/test/good/*.png")) + sorted((data / "magnetic_tile" / "MT_Free" / "Imgs").glob("*.jpg"))
+             + sorted((data / "deeppcb").rglob("*_temp.jpg")))
+    for f in files[:n]:
+        dst = folder / f.relative_to(data)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, dst)
+    return min(n, len(files))
+
+
+def cli_vs_library(data: Path, n_targets: int, workers: int) -> None:
+    """Seconds of `daad synthesize` (a fresh process: imports, release loading, pool, CAI, Folder writer)
+    against the library's CAI calls on the same targets and pool (compute only), and against the
+    library's `output.run` (compute + the same writer). A real release: MVTec AD bottle/capsule and
+    Magnetic Tile defects collected and published into a temporary DAAD_HOME."""
+    import subprocess
+    import tempfile
+
+    from daad.collectors.datasets import collect_dataset
+    from daad.core.catalog import Catalog
+    from daad.core.media_store import MediaStore
+    from daad.release.publish import publish
+    from daad.synthesis.cai.output import find_targets, run
+    from daad.synthesis.cai.patterns import PublishedPool, load_published
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        home = root / "home"
+        os.environ["DAAD_HOME"] = str(home)
+        catalog, store = Catalog(home), MediaStore(home)
+        collect_dataset("mvtec_ad", data / "mvtec_ad", catalog=catalog, store=store, progress=False)
+        collect_dataset("magnetic_tile", data / "magnetic_tile", catalog=catalog, store=store, progress=False)
+        for rec in catalog.find(origin="magnetic_tile"):  # stands in for permission obtained (nothing leaves tmp)
+            catalog.update(rec.id, who="benchmark", license="CC-BY-4.0", attribution="Huang et al. 2020")
+        publish(catalog, "1.0.0", root / "release", store=store, progress=False)
+        catalog.close()
+        n = cli_targets(data, root / "targets", n_targets)
+        ds, _, _ = load_published(root / "release", "mvtec_ad")
+        pool = PublishedPool(ds)
+        targets = find_targets(root / "targets")
+        cai = CAI(pool, seed=0)
+        cai(np.asarray(load_image(targets[0].path)), key="warm-up")
+        start = time.perf_counter()
+        images = sum(len(cai(np.asarray(load_image(t.path)), key=t.key)) for t in targets)
+        t_lib = time.perf_counter() - start
+        start = time.perf_counter()
+        run(CAI(pool, seed=0), targets, root / "lib_out", workers=workers, progress=False)
+        t_run = time.perf_counter() - start
+        print(f"CLI vs library: {n} targets x 10 = {images} pseudo anomalies at 256 px, {len(ds)} patterns "
+              f"[exclude_mvtec_ad], {os.cpu_count()} CPU cores, --workers {workers}")
+        print(f"  library, CAI calls only (load + inject):   {t_lib:7.2f} s  {1000 * t_lib / images:6.2f} ms/image")
+        print(f"  library, output.run (CAI + Folder writer): {t_run:7.2f} s  {1000 * t_run / images:6.2f} ms/image")
+        for level in (6, 1):
+            cmd = [sys.executable, "-m", "daad", "synthesize", "--dataset", str(root / "release"), "--exclude", "mvtec_ad",
+                   "--targets", str(root / "targets"), "--out", str(root / f"cli_{level}"), "--quiet",
+                   "--workers", str(workers), "--png-level", str(level)]
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            t_cli = time.perf_counter() - start
+            size = sum(f.stat().st_size for f in (root / f"cli_{level}").rglob("*.png")) / 1e6
+            print(f"  daad synthesize --png-level {level}:          {t_cli:7.2f} s  {1000 * t_cli / images:6.2f} ms/image  "
+                  f"CLI / library calls {t_cli / t_lib:5.2f}x, CLI / output.run {t_cli / t_run:5.2f}x, {size:.0f} MB of PNG")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="256,512,1024", help="target sizes (default 256,512,1024)")
     ap.add_argument("--targets", type=int, default=4, help="number of target images (default 4)")
     ap.add_argument("--threshold-study", action="store_true", help="measure Eq. 4's T instead of speed")
+    ap.add_argument("--cli", type=int, default=0, metavar="N", help="time `daad synthesize` on N targets against the library")
+    ap.add_argument("--workers", type=int, default=1, help="with --cli: processes (default 1)")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real sample data not found at {DATA} (set DAAD_SHARED_DATA)")
+    if args.cli:
+        cli_vs_library(DATA, args.cli, args.workers)
+        return
     patterns = real_patterns(DATA)
     if args.threshold_study:
         threshold_study(patterns, DATA, max(args.targets, 8))

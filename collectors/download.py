@@ -304,7 +304,7 @@ def safe_extract(
 def fetch(downloads: Iterable, extract_to: Union[str, Path], archive_dir: Union[str, Path], progress: bool = True) -> Path:
     """Download, verify and extract each of a dataset's archives into `extract_to`; returns `extract_to`.
 
-    `downloads` are `daad.collectors.datasets.base.Download`s. Archives are kept in
+    `downloads` are `daad.core.sources.Download`s (a source card's `downloads:`). Archives are kept in
     `archive_dir` (a partial one resumes); an archive already extracted is not extracted again.
     """
     extract_to, archive_dir = Path(extract_to).expanduser(), Path(archive_dir).expanduser()

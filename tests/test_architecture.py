@@ -95,11 +95,23 @@ def test_the_check_sees_function_level_imports(tmp_path):
     assert ("daad.cli", 2) in list(imported_modules("daad.core.m", f, False))
 
 
-@pytest.mark.parametrize("statement", ["import daad.synthesis", "from daad.synthesis import CAI"])
-def test_synthesis_loads_no_collector_or_publishing_code(statement):
+RESOLVE = ("from daad.synthesis import CAI\n"
+           "from daad.synthesis.cai.patterns import config_for, resolve_dataset\n"
+           "import sys\n"
+           "assert resolve_dataset(sys.argv[1]).endswith('v1.2.0'), resolve_dataset(sys.argv[1])\n"
+           "assert config_for('mvtec_ad') == 'exclude_mvtec_ad'")
+
+
+@pytest.mark.parametrize("statement", ["import daad.synthesis", "from daad.synthesis import CAI", RESOLVE])
+def test_synthesis_loads_no_collector_or_publishing_code(statement, tmp_path):
+    """Also while finding the newest version of a release folder (v1.2.0 beside v1.0.0) for CAI."""
+    for v in ("v1.0.0", "v1.2.0"):
+        (tmp_path / v).mkdir()
+        (tmp_path / v / "README.md").write_text("---\n---\n")
+        (tmp_path / v / "manifest.json").write_text('{"format": 1, "version": "%s", "samples": {}}' % v[1:])
     code = (f"{statement}\nimport sys\n"
             "bad = sorted(m for m in sys.modules if m.startswith(('daad.collectors', 'daad.curate'))"
             " or m in ('daad.release.publish', 'daad.release.dataset_card', 'daad.release.hub_push'))\n"
             "print('\\n'.join(bad))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{statement} loads: {out.stdout}"

@@ -11,6 +11,7 @@ curator who obtained permission (nothing leaves the temporary folder).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -181,3 +182,28 @@ def test_row_order_of_the_release_does_not_change_the_output(published):
     b = CAI(PublishedPool(reordered), seed=5)(target, key="t")
     assert [x.provenance["daad_id"] for x in a] == [x.provenance["daad_id"] for x in b]
     assert all(np.array_equal(x.image, y.image) and np.array_equal(x.mask, y.mask) for x, y in zip(a, b))
+
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "cai_cli_golden.json"
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """sha256 of every written PNG, keyed by (target, index) from the manifest, so a renaming scheme cannot hide a change of bytes."""
+    import hashlib
+
+    out = {}
+    for r in _read(folder):
+        key = f"{r['target']}#{r['index']}"
+        for kind in ("file", "mask", "normal"):
+            out[f"{key}:{kind}"] = hashlib.sha256((folder / r[kind]).read_bytes()).hexdigest()
+    return out
+
+
+def test_cli_bytes_unchanged_against_files_written_before_the_speed_work(run_normal):
+    """tests/data/cai_cli_golden.json holds the digests of this run written by the code before the
+    Folder writer's faster PNG encoding (commit a878975): same seed, same bytes."""
+    got = _digests(run_normal)
+    if os.environ.get("DAAD_WRITE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    want = json.loads(GOLDEN.read_text())
+    assert got == want

@@ -327,3 +327,32 @@ def test_missing_weights_are_a_clear_error(tmp_path: Path, cai_out: Path):
     assert res.exit_code == 1 and "missing tokenizer/, text_encoder/, vae/, scheduler/" in res.output
     res = runner.invoke(main, ["cdm", "train", "--pretrained", "nobody/not-cached-model", "--data", str(cai_out), "--out", str(tmp_path / "o"), "--steps", "1"])
     assert res.exit_code == 1 and "cannot load the pretrained model offline" in res.output
+
+
+def test_cai_and_cdm_in_one_folder_with_colliding_looking_names_keep_every_file(tiny_sd: Path, cai_out: Path, shared_data: Path, tmp_path: Path):
+    """`a/b_x.png` and `a_b/x.png` were one file in CDM's old naming; CAI and CDM now share one writer and one manifest."""
+    from daad.synthesis.cai import CAI, Pattern
+    from daad.synthesis.cai.output import find_targets, run
+
+    cfg = TrainConfig(pretrained=str(tiny_sd), data=str(cai_out), out=str(tmp_path / "cdm"), classes=["crack"], steps=1, resolution=RES, device="cpu")
+    train(cfg, progress=False)
+    targets = tmp_path / "normal"
+    good = shared_data / "mvtec_ad" / "bottle" / "test" / "good" / "001.png"
+    for name in ("a/b_x.png", "a_b/x.png"):
+        (targets / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(good).resize((64, 64)).save(targets / name)
+    img = shared_data / "mvtec_ad" / "capsule" / "test" / "crack" / "001.png"
+    im = load_image(img)
+    pattern = Pattern(np.asarray(im.convert("RGB")), np.asarray(load_mask(shared_data / "mvtec_ad" / "capsule" / "ground_truth" / "crack" / "001_mask.png", im.size)) > 0, "p", "crack")
+    out = tmp_path / "out"
+    run(CAI([pattern], quota=(1, 1, 0), foreground="full", size=64), find_targets(targets), out, progress=False)
+    res = CliRunner().invoke(main, ["cdm", "generate", "--cdm", str(tmp_path / "cdm"), "--targets", str(targets), "--class", "crack",
+                                    "--per-image", "2", "--steps", "2", "--out", str(out), "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and len({r["file"] for r in rows}) == 8
+    assert sorted(p.name for p in (out / "abnormal").iterdir()) == sorted(Path(r["file"]).name for r in rows)
+    assert sorted(p.name for p in (out / "mask").iterdir()) == sorted(Path(r["mask"]).name for r in rows)
+    assert sorted((r["target"], r.get("method", "cai")) for r in rows) == sorted([("a/b_x.png", "cai")] * 2 + [("a/b_x.png", "cdm")] * 2
+                                                                                + [("a_b/x.png", "cai")] * 2 + [("a_b/x.png", "cdm")] * 2)
+    assert sorted(p.name for p in (out / "normal").iterdir()) == ["a__b_x.png", "a_b__x.png"]

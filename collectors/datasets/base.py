@@ -4,8 +4,9 @@ An adapter is a reader for one public IAD dataset in the layout its publisher
 distributes. It knows three things a generic walker cannot: where the anomalous images
 and their masks are (`iter_items`), where *all* images are, normal ones included
 (`iter_all_images`, which leakage checks hash), and how to tell its layout from a wrong
-folder (`check_layout`). Everything else (mapping a defect type to a DAAD class, the
-licence and citation each record carries) is data, kept here once.
+folder (`check_layout`). Everything else is data: the mapping of a defect type to a DAAD
+class (below), and the licence and citation each record carries (the source's card,
+`cards/sources/<name>.md`, read through `daad.core.sources`).
 
 The class mapping is a YAML file per dataset beside its module (`mvtec_ad.yaml`): keys
 are the source's own labels (`bottle/broken_large`) or a bare defect type
@@ -17,7 +18,6 @@ guessed). A user's file is laid over the default one, key by key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Iterator, Union
@@ -30,22 +30,9 @@ from daad.core import taxonomy
 from daad.core.errors import LayoutError
 from daad.core.images import IMAGE_SUFFIXES
 from daad.core.ingest import Item, Skip
+from daad.core.sources import Download, Source, require_source
 
 Mapping = dict[str, Union[str, None]]
-
-
-@dataclass(frozen=True)
-class Download:
-    """One archive of a dataset at its publisher's URL, with the checksum that proves it.
-
-    `sha256` is pinned (ours, or a well-known pin such as anomalib's); `md5` only where
-    no sha256 is known (MVTec 3D-AD). MVTec and the others publish no checksum themselves.
-    """
-
-    url: str
-    filename: str
-    sha256: str = ""
-    md5: str = ""
 
 
 def load_mapping(name: str, mapping_file: Union[str, Path, None] = None) -> Mapping:
@@ -120,19 +107,49 @@ def folders_found(root: Path) -> str:
 
 
 class DatasetAdapter:
-    """Base class of the nine adapters; subclasses set the class attributes and three methods."""
+    """Base class of the adapters; subclasses set `name`, `layout` and three methods.
 
-    name: str = ""  # the records' origin
-    title: str = ""  # human name, e.g. "MVTec AD"
-    license: str = ""  # SPDX id or terms:<name> (see daad/core/licenses.py)
-    attribution: str = ""
-    citation: str = ""
-    citation_key: str = ""
-    homepage: str = ""
+    The source's facts (title, licence, attribution, citation, homepage, download pins)
+    are not written here: they are the front matter of `cards/sources/<name>.md`, read
+    through `daad.core.sources` by these properties.
+    """
+
+    name: str = ""  # the records' origin, and the name of its card
     layout: str = ""  # one line: the layout check_layout expects, quoted in errors
-    downloads: tuple[Download, ...] = ()
     mask_binarize: bool = False  # the publisher's masks hold grey values
     mask_threshold: int = 128
+
+    @property
+    def source(self) -> Source:
+        return require_source(self.name)
+
+    @property
+    def title(self) -> str:  # human name, e.g. "MVTec AD"
+        return self.source.title
+
+    @property
+    def license(self) -> str:  # SPDX id or terms:<name> (see daad/core/licenses.py)
+        return self.source.license
+
+    @property
+    def attribution(self) -> str:
+        return self.source.attribution
+
+    @property
+    def citation(self) -> str:
+        return self.source.citation
+
+    @property
+    def citation_key(self) -> str:
+        return self.source.citation_key
+
+    @property
+    def homepage(self) -> str:
+        return self.source.homepage
+
+    @property
+    def downloads(self) -> tuple[Download, ...]:
+        return self.source.downloads
 
     # -- what subclasses implement -------------------------------------------------------
     def check_layout(self, root: Union[str, Path]) -> None:

@@ -18,30 +18,14 @@ from typing import Iterator, Union
 
 from daad.core.ingest import Item, Skip
 
-from .base import DatasetAdapter, Download, Mapping, folders_found, image_files
+from .base import DatasetAdapter, Mapping, folders_found, image_files
 
 PRODUCTS = ("01", "02", "03")
 
 
 class BTAD(DatasetAdapter):
     name = "btad"
-    title = "BTAD"
-    license = "terms:btad"
-    attribution = "BTAD, beanTech srl and University of Udine (Mishra et al., ISIE 2021); research use with citation (no licence file published with the archive)"
-    citation_key = "mishra2021vt"
-    citation = (
-        "Pankaj Mishra, Riccardo Verk, Daniele Fornasier, Claudio Piciarelli, Gian Luca Foresti. VT-ADL: "
-        "A Vision Transformer Network for Image Anomaly Detection and Localization. ISIE 2021."
-    )
-    homepage = "http://avires.dimi.uniud.it/papers/btad/btad.zip"
     layout = "BTAD's layout <product>/test/ko/NNNN.bmp|png with masks <product>/ground_truth/ko/NNNN.png|bmp (products 01, 02, 03)"
-    downloads = (
-        Download(
-            url="https://avires.dimi.uniud.it/papers/btad/btad.zip",
-            filename="btad.zip",
-            sha256="461c9387e515bfed41ecaae07c50cf6b10def647b36c9e31d239ab2736b10d2a",  # as pinned by anomalib
-        ),
-    )
 
     def _products(self, root: Path) -> list[Path]:
         return [root / p for p in PRODUCTS if (root / p).is_dir()]

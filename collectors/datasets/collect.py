@@ -15,6 +15,7 @@ from typing import Union
 from daad.core.catalog import Catalog
 from daad.core.errors import LayoutError
 from daad.core.ingest import CollectReport, ingest
+from daad.core.text_table import format_table
 from daad.core.media_store import MediaStore
 
 
@@ -104,13 +105,11 @@ def summary(report: CollectReport) -> str:
     for o in report.outcomes:
         cls = "(unmapped)" if o.status == "skipped" else (o.anomaly_class or "-")
         rows.setdefault(cls, Counter())[status_col[o.status]] += 1
-    width = max([len("class"), len("total")] + [len(k) for k in rows])
-    lines = ["  ".join(["class".ljust(width)] + [c.rjust(9) for c in cols])]
     total: Counter = Counter()
-    for cls in sorted(rows):
-        total.update(rows[cls])
-        lines.append("  ".join([cls.ljust(width)] + [str(rows[cls][c]).rjust(9) for c in cols]))
-    lines.append("  ".join(["total".ljust(width)] + [str(total[c]).rjust(9) for c in cols]))
+    for cls in rows.values():
+        total.update(cls)
+    table = [[cls, *(rows[cls][c] for c in cols)] for cls in sorted(rows)] + [["total", *(total[c] for c in cols)]]
+    lines = [format_table(["class", *cols], table, min_width=[0] + [9] * len(cols))]
     skipped = Counter(o.reason for o in report.outcomes if o.status == "skipped")
     if skipped:
         lines.append("unmapped (skipped), by source label:")

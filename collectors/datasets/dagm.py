@@ -42,12 +42,6 @@ def read_labels(path: Path) -> list[tuple[str, str]]:
 
 class DAGM(DatasetAdapter):
     name = "dagm"
-    title = "DAGM 2007"
-    license = "terms:dagm_2007"
-    attribution = "DAGM 2007 competition data (Wieler, Hahn), Heidelberg Collaboratory for Image Processing; research use with citation"
-    citation_key = "wieler2007dagm"
-    citation = "Matthias Wieler, Tobias Hahn. Weakly Supervised Learning for Industrial Optical Inspection. DAGM 2007 competition dataset."
-    homepage = "https://hci.iwr.uni-heidelberg.de/content/weakly-supervised-learning-industrial-optical-inspection"
     layout = "DAGM 2007's layout Class<k>/{Train,Test}/NNNN.PNG with Class<k>/{Train,Test}/Label/Labels.txt and NNNN_label.PNG masks"
 
     def _classes(self, root: Path) -> list[Path]:

@@ -20,30 +20,14 @@ from typing import Iterator, Union
 
 from daad.core.ingest import Item, Skip
 
-from .base import DatasetAdapter, Download, Mapping, folders_found, mask_has_defect
+from .base import DatasetAdapter, Mapping, folders_found, mask_has_defect
 
 PART = re.compile(r"^Part\d+\.jpg$", re.IGNORECASE)
 
 
 class KSDD(DatasetAdapter):
     name = "ksdd"
-    title = "KolektorSDD"
-    license = "CC-BY-NC-SA-4.0"
-    attribution = "KolektorSDD, ViCoS Lab, University of Ljubljana and Kolektor Group (Tabernik et al. 2020), CC BY-NC-SA 4.0"
-    citation_key = "tabernik2020segmentation"
-    citation = (
-        "Domen Tabernik, Samo Sela, Jure Skvarc, Danijel Skocaj. Segmentation-based deep-learning approach "
-        "for surface-defect detection. Journal of Intelligent Manufacturing 31 (2020) 759-776."
-    )
-    homepage = "https://www.vicos.si/resources/kolektorsdd/"
     layout = "KolektorSDD's layout kosNN/PartN.jpg with masks kosNN/PartN_label.bmp"
-    downloads = (
-        Download(
-            url="https://go.vicos.si/kolektorsdd",
-            filename="KolektorSDD.zip",
-            sha256="65dc621693418585de9c4467d1340ea7958a6181816f0dc2883a1e8b61f9d4dc",  # as pinned by anomalib
-        ),
-    )
 
     def _items(self, root: Path) -> list[Path]:
         return sorted(d for d in root.iterdir() if d.is_dir() and re.fullmatch(r"kos\d+", d.name))

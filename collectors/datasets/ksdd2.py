@@ -27,15 +27,6 @@ GT = "_GT"
 
 class KSDD2(DatasetAdapter):
     name = "ksdd2"
-    title = "KolektorSDD2"
-    license = "CC-BY-NC-SA-4.0"
-    attribution = "KolektorSDD2, ViCoS Lab, University of Ljubljana and Kolektor Group (Bozic et al. 2021), CC BY-NC-SA 4.0"
-    citation_key = "bozic2021mixed"
-    citation = (
-        "Jakob Bozic, Domen Tabernik, Danijel Skocaj. Mixed supervision for surface-defect detection: "
-        "from weakly to fully supervised learning. Computers in Industry 129 (2021) 103459."
-    )
-    homepage = "https://www.vicos.si/resources/kolektorsdd2/"
     layout = "KolektorSDD2's layout train/<id>.png + train/<id>_GT.png and test/<id>.png + test/<id>_GT.png"
 
     def check_layout(self, root: Union[str, Path]) -> None:

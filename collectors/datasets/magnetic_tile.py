@@ -26,12 +26,6 @@ NORMAL = "MT_Free"
 
 class MagneticTile(DatasetAdapter):
     name = "magnetic_tile"
-    title = "Magnetic Tile Defects"
-    license = "terms:magnetic_tile"
-    attribution = "Magnetic Tile surface defects, Institute of Automation, Chinese Academy of Sciences (Huang et al. 2020); research use with citation"
-    citation_key = "huang2020surface"
-    citation = "Yibin Huang, Congying Qiu, Kui Yuan. Surface defect saliency of magnetic tile. The Visual Computer 36, 85-96 (2020)."
-    homepage = "https://github.com/abin24/Magnetic-tile-defect-datasets."
     layout = "Magnetic Tile's layout MT_<Type>/Imgs/<name>.jpg with same-name .png masks (MT_Blowhole, MT_Break, MT_Crack, MT_Fray, MT_Free, MT_Uneven)"
     mask_binarize = True
     mask_threshold = 128

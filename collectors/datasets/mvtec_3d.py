@@ -17,33 +17,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Download, image_files
+from .base import image_files
 from .mvtec_ad import MVTecLikeAdapter
 
 
 class MVTec3D(MVTecLikeAdapter):
     name = "mvtec_3d"
-    title = "MVTec 3D-AD"
-    license = "CC-BY-NC-SA-4.0"
-    attribution = "MVTec 3D-AD, MVTec Software GmbH (Bergmann et al., VISAPP 2022), CC BY-NC-SA 4.0"
-    citation_key = "bergmann2022mvtec3d"
-    citation = (
-        "Paul Bergmann, Xin Jin, David Sattlegger, Carsten Steger. The MVTec 3D-AD Dataset for Unsupervised "
-        "3D Anomaly Detection and Localization. VISAPP 2022, pp. 202-213."
-    )
-    homepage = "https://www.mvtec.com/company/research/datasets/mvtec-3d-ad"
     layout = "MVTec 3D-AD's layout <category>/test/<defect>/rgb/NNN.png with masks <category>/test/<defect>/gt/NNN.png (categories bagel, ..., tire)"
     categories = ("bagel", "cable_gland", "carrot", "cookie", "dowel", "foam", "peach", "potato", "rope", "tire")
     splits = ("train", "validation", "test")
     mask_binarize = True
     mask_threshold = 0  # any non-zero grey value is defect
-    downloads = (
-        Download(
-            url="https://www.mydrive.ch/shares/45920/dd1eb345346df066c63b5c95676b961b/download/428824485-1643285832/mvtec_3d_anomaly_detection.tar.xz",
-            filename="mvtec_3d_anomaly_detection.tar.xz",
-            md5="d8bb2800fbf3ac88e798da6ae10dc819",  # as pinned by anomalib; MVTec publishes none
-        ),
-    )
 
     def _check_masks(self, root: Path, cat: Path, defects: list[Path]) -> None:
         for defect in defects:

@@ -20,7 +20,7 @@ from typing import Iterator, Union
 
 from daad.core.ingest import Item, Skip
 
-from .base import DatasetAdapter, Download, Mapping, folders_found, image_files
+from .base import DatasetAdapter, Mapping, folders_found, image_files
 
 GOOD = "good"
 
@@ -85,24 +85,8 @@ class MVTecLikeAdapter(DatasetAdapter):
 
 class MVTecAD(MVTecLikeAdapter):
     name = "mvtec_ad"
-    title = "MVTec AD"
-    license = "CC-BY-NC-SA-4.0"
-    attribution = "MVTec AD, MVTec Software GmbH (Bergmann et al., CVPR 2019), CC BY-NC-SA 4.0"
-    citation_key = "bergmann2019mvtec"
-    citation = (
-        "Paul Bergmann, Michael Fauser, David Sattlegger, Carsten Steger. MVTec AD - A Comprehensive "
-        "Real-World Dataset for Unsupervised Anomaly Detection. CVPR 2019, pp. 9592-9600."
-    )
-    homepage = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
     layout = "MVTec AD's layout <category>/test/<defect>/NNN.png with masks <category>/ground_truth/<defect>/NNN_mask.png (categories bottle, cable, ..., zipper)"
     categories = (
         "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
         "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
     )  # fmt: skip
-    downloads = (
-        Download(
-            url="https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/420938113-1629952094/mvtec_anomaly_detection.tar.xz",
-            filename="mvtec_anomaly_detection.tar.xz",
-            sha256="cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d",  # 5,264,982,680 bytes
-        ),
-    )

@@ -26,7 +26,7 @@ from typing import Iterator, Union
 
 from daad.core.ingest import Item, Skip
 
-from .base import DatasetAdapter, Download, Mapping
+from .base import DatasetAdapter, Mapping
 
 SPLIT_CSV = Path("split_csv") / "1cls.csv"
 ANNO = "image_anno.csv"
@@ -39,25 +39,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 class VisA(DatasetAdapter):
     name = "visa"
-    title = "VisA"
-    license = "CC-BY-4.0"
-    attribution = "VisA, Amazon (Zou et al., ECCV 2022), CC BY 4.0"
-    citation_key = "zou2022spot"
-    citation = (
-        "Yang Zou, Jongheon Jeong, Latha Pemula, Dongqing Zhang, Onkar Dabeer. SPot-the-Difference "
-        "Self-Supervised Pre-training for Anomaly Detection and Segmentation. ECCV 2022."
-    )
-    homepage = "https://github.com/amazon-science/spot-diff"
     layout = "VisA's layout split_csv/1cls.csv, <object>/Data/Images/{Normal,Anomaly}/*.JPG, <object>/Data/Masks/Anomaly/*.png and <object>/image_anno.csv"
     mask_binarize = True
     mask_threshold = 0
-    downloads = (
-        Download(
-            url="https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar",
-            filename="VisA_20220922.tar",
-            sha256="2eb8690c803ab37de0324772964100169ec8ba1fa3f7e94291c9ca673f40f362",  # as pinned by anomalib
-        ),
-    )
 
     def check_layout(self, root: Union[str, Path]) -> None:
         root = self.require_dir(root)

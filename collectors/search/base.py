@@ -46,7 +46,6 @@ class Page:
 
 class SearchProvider(Protocol):
     name: str
-    default_endpoint: str
 
     def page(self, query: str, cursor: Any, allow_nc: bool) -> Page: ...
 
@@ -63,10 +62,10 @@ def make_provider(name: str, http: PoliteSession, endpoint: str | None = None, t
         return Wikimedia(http, endpoint)
     if name == "flickr":
         return Flickr(http, endpoint, api_key=api_key)
-    raise ValueError(f"unknown search provider {name!r}; expected openverse, wikimedia or flickr")
+    raise ValueError(f"unknown search provider {name!r}; expected one of {', '.join(PROVIDERS)}")
 
 
-PROVIDERS = ("openverse", "wikimedia", "flickr")
+PROVIDERS = ("openverse", "wikimedia", "flickr")  # the registry: `daad collect search --provider` lists these
 
 _TAG = re.compile(r"<[^>]+>")
 

@@ -25,7 +25,6 @@ SIZES = ("url_o", "url_l")  # the original when the owner allows it, else 1024 p
 
 class Flickr:
     name = "flickr"
-    default_endpoint = DEFAULT_ENDPOINT
 
     def __init__(self, http: PoliteSession, endpoint: str | None = None, api_key: str = ""):
         if not api_key:

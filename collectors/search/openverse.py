@@ -23,7 +23,6 @@ NONCOMMERCIAL = ("by-nc", "by-nc-sa")
 
 class Openverse:
     name = "openverse"
-    default_endpoint = DEFAULT_ENDPOINT
 
     def __init__(self, http: PoliteSession, endpoint: str | None = None, token: str = ""):
         self.http, self.endpoint, self._token = http, endpoint or DEFAULT_ENDPOINT, token

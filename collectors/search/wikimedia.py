@@ -19,12 +19,10 @@ from daad.collectors.search.http import PoliteSession
 
 DEFAULT_ENDPOINT = "https://commons.wikimedia.org/w/api.php"
 THUMB_WIDTH = 2048
-RASTER = ("image/jpeg", "image/png", "image/webp", "image/tiff", "image/bmp", "image/gif")
 
 
 class Wikimedia:
     name = "wikimedia"
-    default_endpoint = DEFAULT_ENDPOINT
 
     def __init__(self, http: PoliteSession, endpoint: str | None = None):
         self.http, self.endpoint = http, endpoint or DEFAULT_ENDPOINT

@@ -7,6 +7,7 @@ import json
 import click
 
 from daad.core import taxonomy
+from daad.core.text_table import format_table
 
 
 @click.command()
@@ -54,10 +55,9 @@ def ls(anomaly_class, source, origin, mask_status, leaks, representatives, as_js
         for r in recs:
             click.echo(json.dumps(store.describe(r), sort_keys=True))
         return
-    origin_width = max((len(r.origin) for r in recs), default=0)
-    for r in recs:
-        size = f"{r.width}x{r.height}"
-        click.echo(f"{r.id[:12]}  {r.anomaly_class:<10} {r.mask_status:<12} {r.origin:<{origin_width}}  {size:>9}  {r.origin_label}")
+    if recs:
+        rows = [[r.id[:12], r.anomaly_class, r.mask_status, r.origin, f"{r.width}x{r.height}", r.origin_label] for r in recs]
+        click.echo(format_table(None, rows, align="<<<<><"))
 
 
 @click.command()

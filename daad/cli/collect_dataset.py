@@ -6,13 +6,11 @@ from pathlib import Path
 
 import click
 
+from daad.cli import choices
 from daad.cli.collect import collect
 
-DATASET_NAMES = ("mvtec_ad", "visa", "ksdd2", "btad", "mpdd", "ksdd", "dagm", "magnetic_tile", "mvtec_3d")
-
-
 @click.command("dataset")
-@click.argument("name", type=click.Choice(DATASET_NAMES))
+@click.argument("name", type=choices.DATASETS)
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--mapping", "mapping_file", type=click.Path(exists=True, dir_okay=False), help="YAML of <label or defect type>: <class or null>, laid over the default mapping.")
 @click.option("--download", is_flag=True, help="First fetch the publisher's archive, verify its checksum and extract it safely into PATH.")
@@ -22,7 +20,7 @@ def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest
     """Collect the anomalous images (with ground-truth masks) of a public IAD dataset.
 
     \b
-    NAME is one of: mvtec_ad visa ksdd2 btad mpdd ksdd dagm magnetic_tile mvtec_3d.
+    NAME is one of the dataset adapters (listed in the usage line above).
     PATH is the dataset's folder as its publisher's archive extracts (for mvtec_ad the
     folder holding bottle/, cable/, ...). Defect types map to DAAD classes through
     the dataset's YAML mapping; types mapped to null (bent, misplaced, missing parts,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from daad.core import taxonomy
+from daad.cli import choices
 from daad.cli.collect import collect
 
-PROVIDERS = ("openverse", "wikimedia", "flickr")
 
 
 @click.command("search")
 @click.argument("query")
-@click.option("--provider", type=click.Choice(PROVIDERS), required=True, help="Which image-search API to ask.")
+@click.option("--provider", type=choices.PROVIDERS, required=True, help="Which image-search API to ask.")
 @click.option("--class", "anomaly_class", type=click.Choice(taxonomy.CLASSES_AND_UNASSIGNED), required=True, help="Anomaly class of every image found.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Images this query may add in total, over all runs (raise it to continue).")
 @click.option("--allow-nc", is_flag=True, help="Also collect CC BY-NC and BY-NC-SA images (non-commercial use only).")

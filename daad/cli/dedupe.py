@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from daad.cli.collect_dataset import DATASET_NAMES
+from daad.cli import choices
 
 def _require_dedupe_extra() -> None:
     """Hashing and clustering need scipy, which the base install leaves out: say how to get it."""
@@ -52,7 +52,7 @@ def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, qu
 
 
 @click.command()
-@click.argument("name", type=click.Choice(DATASET_NAMES))
+@click.argument("name", type=choices.DATASETS)
 @click.argument("path", type=click.Path(file_okay=False, exists=True))
 @click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
 @click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies of the dataset's images.")

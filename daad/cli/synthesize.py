@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
+from daad.cli import choices
 from daad.core import taxonomy
 
-MODES = ("normal", "mixed")
-FOREGROUNDS = ("auto", "rembg", "otsu", "full")
 
 
 def _parse_split(text: str) -> tuple[int, int, int]:
@@ -37,19 +36,21 @@ def _parse_classes(text: str | None) -> list[str] | None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (anomalib Folder layout).")
 @click.option("--per-image", default=10, show_default=True, type=click.IntRange(min=1), help="Pseudo anomalies per target, split large/medium/small 4:3:3.")
 @click.option("--split", "split", default=None, help="Explicit large,medium,small counts per target, e.g. 6,2,2 (overrides --per-image).")
-@click.option("--mode", default="normal", show_default=True, type=click.Choice(MODES), help="Poisson editing mode: normal (CAI-N) or mixed (CAI-M).")
+@click.option("--mode", default="normal", show_default=True, type=choices.MODES, help="Poisson editing mode: normal (CAI-N) or mixed (CAI-M).")
 @click.option("--classes", default=None, help="Only these anomaly classes, comma-separated, e.g. crack,scratch.")
-@click.option("--foreground", default="auto", show_default=True, type=click.Choice(FOREGROUNDS), help="Foreground m(I): auto picks per image and says which.")
+@click.option("--foreground", default="auto", show_default=True, type=choices.FOREGROUNDS, help="Foreground m(I): auto picks per image and says which.")
 @click.option("--rembg-model", type=click.Path(exists=True, dir_okay=False), default=None, help="Local rembg ONNX model (e.g. u2net.onnx); used by rembg and by auto.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Targets are resized to SIZE x SIZE.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same inputs -> bit-identical output.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")
 @click.option("--threshold", default=None, type=click.IntRange(0, 254), help="T of Eq. 4 in grey levels (default 4, measured on real data: see daad.synthesis.cai.cai).")
-@click.option("--mixed-rule", default="perez", show_default=True, type=click.Choice(("perez", "opencv")), help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
+@click.option("--mixed-rule", default="perez", show_default=True, type=choices.MIXED_RULES, help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
+@click.option("--png-level", default=6, show_default=True, type=click.IntRange(0, 9), help="zlib level of the PNGs: 6 keeps the bytes of earlier runs; 1 writes faster (larger files, same bytes for the same seed).")
+@click.option("--overwrite", is_flag=True, help="Replace an --out made with other settings (removes what this run does not write).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, per_image: int, split: str | None, mode: str,
                classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int,
-               threshold: int | None, mixed_rule: str, quiet: bool) -> None:
+               threshold: int | None, mixed_rule: str, png_level: int, overwrite: bool, quiet: bool) -> None:
     """Inject real DAAD anomalies into normal images by CAI (paper Sec. 3.1).
 
     \b
@@ -89,7 +90,11 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
                   threshold=DEFAULT_THRESHOLD if threshold is None else threshold, seed=seed, mixed_rule=mixed_rule)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    report = run(cai, target_list, out_dir, workers=workers, progress=not quiet)
+    settings = {"dataset": str(path), "config": config, "classes": sorted(wanted or [])}
+    try:
+        report = run(cai, target_list, out_dir, workers=workers, progress=not quiet, settings=settings, overwrite=overwrite, png_level=png_level)
+    except DaadError as exc:  # FolderInUseError: --out made with other settings
+        raise click.ClickException(str(exc)) from None
     click.echo(report.summary())
     if report.images == 0:
         raise click.ClickException("no pseudo anomaly was written")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from daad.core import taxonomy
 from daad.core.catalog import Catalog
 from daad.core.errors import BadItemError
+from daad.core.text_table import format_table
 from daad.core.images import ImageSource, load_image, load_mask
 from daad.core.media_store import MediaStore
 from daad.core.record import Record
@@ -95,12 +96,9 @@ class CollectReport:
         """A table (class x outcome) followed by one line per bad or skipped item."""
         cols = ["added", "existing", "mask_added", "skipped", "bad"]
         rows = self.by_class()
-        width = max([len("class")] + [len(k) for k in rows])
-        lines = ["  ".join(["class".ljust(width)] + [c.rjust(10) for c in cols])]
-        for cls in sorted(rows):
-            lines.append("  ".join([cls.ljust(width)] + [str(rows[cls][c]).rjust(10) for c in cols]))
         total = Counter(o.status for o in self.outcomes)
-        lines.append("  ".join(["total".ljust(width)] + [str(total[c]).rjust(10) for c in cols]))
+        table = [[cls, *(rows[cls][c] for c in cols)] for cls in sorted(rows)] + [["total", *(total[c] for c in cols)]]
+        lines = [format_table(["class", *cols], table, min_width=[0] + [10] * len(cols))]
         for o in self.outcomes:
             if o.status in ("bad", "skipped"):
                 lines.append(f"{o.status}: {o.name}: {o.reason}")

@@ -19,7 +19,6 @@ class LicenseInfo:
     redistributable: bool
     derivatives: bool
     noncommercial: bool
-    sharealike: bool
     reason: str = ""
 
 
@@ -58,9 +57,9 @@ def info(license_id: str) -> LicenseInfo:
     lid = normalize(license_id)
     up = lid.upper()
     if not lid:
-        return LicenseInfo("", False, False, False, False, "no licence recorded")
+        return LicenseInfo("", False, False, False, "no licence recorded")
     if up in _PERMISSIVE:
-        return LicenseInfo(lid, True, True, False, False)
+        return LicenseInfo(lid, True, True, False)
     m = _CC.match(up)
     if m:
         parts = m.group(1).split("-")
@@ -70,12 +69,11 @@ def info(license_id: str) -> LicenseInfo:
             redistributable=True,
             derivatives=not nd,
             noncommercial="NC" in parts,
-            sharealike="SA" in parts,
             reason="no derivatives allowed" if nd else "",
         )
     if lid.startswith("terms:"):
-        return LicenseInfo(lid, False, True, True, False, f"publisher's terms ({lid[6:]}) allow research use but not redistribution")
-    return LicenseInfo(lid, False, False, False, False, f"licence {lid!r} is not known to allow redistribution")
+        return LicenseInfo(lid, False, True, True, f"publisher's terms ({lid[6:]}) allow research use but not redistribution")
+    return LicenseInfo(lid, False, False, False, f"licence {lid!r} is not known to allow redistribution")
 
 
 def publishable(license_id: str) -> tuple[bool, str]:

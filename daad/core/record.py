@@ -1,4 +1,4 @@
-"""One DAAD sample: a real anomaly image, stored once by content hash (see DESIGN.md)."""
+"""One DAAD sample: a real anomaly image, stored once by content hash."""
 
 from __future__ import annotations
 

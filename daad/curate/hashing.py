@@ -85,10 +85,6 @@ def to_hex(value: int | np.integer) -> str:
     return format(int(value), "016x")
 
 
-def from_hex(text: str) -> int:
-    return int(text, 16)
-
-
 def hex_array(texts: Iterable[str]) -> np.ndarray:
     """16-hex-digit strings -> uint64 array."""
     return np.array([int(t, 16) for t in texts], dtype=np.uint64)

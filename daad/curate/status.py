@@ -6,6 +6,7 @@ from pathlib import Path
 
 from daad.core import taxonomy
 from daad.core.catalog import Catalog
+from daad.core.text_table import format_table
 
 
 def status_table(catalog: Catalog) -> str:
@@ -22,9 +23,7 @@ def status_table(catalog: Catalog) -> str:
         totals = [a + b for a, b in zip(totals, vals)]
         rows.append([cls, *map(str, vals)])
     rows.append(["total", *map(str, totals)])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))  # noqa: E731
-    return "\n".join([fmt(header), *map(fmt, rows)])
+    return format_table(header, rows)
 
 
 def plot_status(catalog: Catalog, path: str | Path) -> Path:

@@ -6,17 +6,11 @@ Writing it by hand per version would drift from the data; here every number in i
 from the rows that were actually written.
 
 Per-source cards live in `cards/sources/<key>.md` (key = the origin up to a `:`, so every
-`photos:<name>` origin shares `photos.md`). A source card may start with YAML front
-matter; the keys read here are
-
-    title: MVTec AD            # heading of the source's section
-    url: https://...           # fallback `url` of its rows
-    citation: |                # BibTeX, copied into the card's citation section
-      @inproceedings{...}
-    gated: auto                # `auto` or `manual`: the source's terms ask users to agree
-    gate_prompt: ...           # what users agree to
-
-and the Markdown body is copied into the card. A source without a card gets a section
+`photos:<name>` origin shares `photos.md`); their front matter is the source registry
+(`daad.core.sources`). Read here: `title` (heading of the source's section), `homepage`
+(fallback `url` of its rows), `bibtex` (or `citation`: the card's citation section),
+`gated` / `gate_prompt` (the source's terms ask users to agree); the Markdown body's
+user-facing sections are copied into the card. A source without a card gets a section
 built from its rows' licences and attributions.
 """
 
@@ -29,9 +23,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from daad.core import licenses, taxonomy
+from daad.core.sources import Source, get_source, parse_source
 
 # License ids the Hub accepts in card metadata (https://huggingface.co/docs/hub/repositories-licenses),
 # restricted to those an SPDX id from daad.core.licenses can map to. Anything else becomes "other".
@@ -43,9 +36,6 @@ _HUB_LICENSES = {
     "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
 }
 _HUB_ALIASES = {"odc-by-1.0": "odc-by"}
-
-GATE_MODES = ("auto", "manual")
-
 
 @dataclass
 class SourceCard:
@@ -60,69 +50,29 @@ class SourceCard:
     gate_prompt: str = ""
 
 
-def source_key(origin: str) -> str:
-    """The card name of an origin: `photos:acme` -> `photos`, `mvtec_ad` -> `mvtec_ad`."""
-    return origin.split(":", 1)[0]
-
-
 def load_source_card(origin: str) -> SourceCard | None:
-    """The source card of `origin`, or None when nothing is known about the source.
-
-    Read from `cards/sources/<key>.md`; for the public datasets, title, homepage and
-    citation the card does not give come from the dataset's adapter (where the collector
-    keeps them once).
-    """
-    key = source_key(origin)
-    path = resources.files("daad.cards").joinpath("sources", f"{key}.md")
-    card = parse_source_card(key, path.read_text(encoding="utf-8")) if path.is_file() else None
-    adapter = _dataset_adapter(origin)
-    if adapter is not None:
-        card = card or SourceCard(key=key)
-        card.title = card.title or adapter.title
-        card.url = card.url or adapter.homepage
-        card.citation = card.citation or adapter.citation
-    return card
-
-
-def _dataset_adapter(origin: str):
-    """The collector adapter of a public dataset origin (`mvtec_ad`), or None."""
-    try:
-        from daad.collectors.datasets import ADAPTERS
-    except ImportError:  # collectors are optional for publishing
-        return None
-    return ADAPTERS.get(origin)
+    """The source card of `origin` (`cards/sources/<key>.md`, through the source registry), or None when it has none."""
+    src = get_source(origin)
+    return None if src is None else _card(src)
 
 
 def parse_source_card(key: str, text: str) -> SourceCard:
-    """Split optional YAML front matter from the Markdown body."""
-    meta: dict[str, Any] = {}
-    body = text
-    if text.startswith("---\n"):
-        end = text.find("\n---", 4)
-        if end != -1:
-            meta = yaml.safe_load(text[4:end]) or {}
-            body = text[end + 4 :].lstrip("\n")
-    gated = str(meta.get("gated") or "").strip().lower()
-    if gated in ("true", "yes"):
-        gated = "manual"
-    if gated and gated not in GATE_MODES:
-        raise ValueError(f"cards/sources/{key}.md: gated must be one of {', '.join(GATE_MODES)}, not {gated!r}")
-    body = body.strip()
-    title = str(meta.get("title") or "")
+    """The card of a source from its text: front matter (daad.core.sources) and the user-facing body."""
+    return _card(parse_source(key, text))
+
+
+def _card(src: Source) -> SourceCard:
+    body = src.body.strip()
+    title = src.title
     first, _, rest = body.partition("\n")
     if first.startswith("# "):  # a leading H1 is the source's title
         title, body = title or first[2:].strip(), rest.strip()
+    if src.citation and src.bibtex:  # the one-line reference, where the source's terms are read
+        body += f"\n\n## Citation\n\n{src.citation}" + (f" (`{src.citation_key}`)" if src.citation_key else "")
     # The body sits under a level-3 heading in the dataset card: push its own headings below it.
     body = _demote_headings(_user_facing(body))
-    return SourceCard(
-        key=key,
-        title=title,
-        body=body,
-        url=str(meta.get("url") or ""),
-        citation=str(meta.get("citation") or "").strip(),
-        gated=gated,
-        gate_prompt=str(meta.get("gate_prompt") or "").strip(),
-    )
+    return SourceCard(key=src.name, title=title, body=body, url=src.homepage, citation=src.bibtex or src.citation,
+                      gated=src.gated, gate_prompt=src.gate_prompt)
 
 
 _USER_SECTIONS = re.compile(r"licen[cs]e|citation|cite|terms|attribution|credit", re.I)

@@ -46,7 +46,16 @@ from daad.core import licenses, taxonomy
 from daad.release.fiftyone_config import write_fiftyone_config
 from daad.core.catalog import Catalog
 from daad.release.dataset_card import CardInputs, SourceCard, gating, hub_license, load_source_card, render_card, size_category
-from daad.core.errors import DaadError
+from daad.release.format import (
+    ReleaseError,
+    build_manifest,
+    config_name,
+    load_manifest,
+    parse_version,
+    published_folder,  # noqa: F401  (re-exported: daad.release.publish.published_folder)
+    published_versions,
+    version_name,
+)
 from daad.core.media_store import MediaStore
 from daad.core.record import Record
 
@@ -58,7 +67,6 @@ NO_LEAK = "no_leak"
 SPLIT = "train"
 CHANGELOG_TITLE = "# DAAD changelog"
 
-_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
 # Why a catalog row is not published, in the order they are checked (a row counts under its first).
 R_DUPLICATE = "near-duplicate of a kept representative"
@@ -68,54 +76,7 @@ R_MASK_PROPOSED = "mask only proposed, not reviewed"
 R_MEDIA = "image or mask file missing from the media store"
 
 
-class PublishError(DaadError):
-    """A publish that cannot go ahead (bad version, existing version, unreadable manifest)."""
-
-
-# -- versions ------------------------------------------------------------------------------
-def parse_version(version: str) -> tuple[int, int, int]:
-    """`1.2.0` or `v1.2.0` -> (1, 2, 0); anything else is an error naming the expected form."""
-    m = _SEMVER.match(version.strip())
-    if not m:
-        raise PublishError(f"version {version!r} is not a semantic version X.Y.Z (e.g. 1.0.0)")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
-
-
-def version_name(version: str | tuple[int, int, int]) -> str:
-    """The folder and git tag name of a version: `v1.2.0`."""
-    v = parse_version(version) if isinstance(version, str) else version
-    return "v{}.{}.{}".format(*v)
-
-
-def published_versions(out_dir: Path | str) -> list[tuple[tuple[int, int, int], Path]]:
-    """Complete versions under `out_dir` (folders `vX.Y.Z` with a manifest), oldest first."""
-    out = Path(out_dir).expanduser()
-    found = []
-    if out.is_dir():
-        for p in out.iterdir():
-            m = _SEMVER.match(p.name)
-            if m and p.name.startswith("v") and (p / "manifest.json").is_file():
-                found.append(((int(m.group(1)), int(m.group(2)), int(m.group(3))), p))
-    return sorted(found)
-
-
-def published_folder(out_dir: Path | str, version: str | None = None) -> Path:
-    """The folder `datasets.load_dataset(folder, config)` reads: a given version or the newest.
-
-    Accepts the version folder itself too, so callers can pass whatever a user typed.
-    """
-    out = Path(out_dir).expanduser()
-    if (out / "README.md").is_file() and (out / "manifest.json").is_file():
-        return out
-    if version is not None:
-        p = out / version_name(version)
-        if not (p / "manifest.json").is_file():
-            raise PublishError(f"{out}: no published version {version_name(version)}")
-        return p
-    versions = published_versions(out)
-    if not versions:
-        raise PublishError(f"{out}: no published DAAD version (expected folders like v1.0.0 written by `daad publish`)")
-    return versions[-1][1]
+PublishError = ReleaseError  # a publish that cannot go ahead (bad version, existing version, unreadable manifest)
 
 
 # -- what gets published -------------------------------------------------------------------
@@ -156,11 +117,6 @@ def select(records: Iterable[Record], store: MediaStore) -> Selection:
     return sel
 
 
-def config_name(dataset: str) -> str:
-    """`exclude_<dataset>` with the name reduced to what config names allow."""
-    return "exclude_" + re.sub(r"[^a-z0-9_]+", "_", dataset.lower()).strip("_")
-
-
 def leak_set(rec: Record) -> frozenset[str]:
     """The evaluation datasets a row leaks: its origin when it is one, plus its `leaks`."""
     own = {rec.origin} if rec.source == taxonomy.EXISTING_DATASET else set()
@@ -195,17 +151,6 @@ def group_folder(group: frozenset[str]) -> str:
 def content_hash(image_sha: str, mask_sha: str | None) -> str:
     """One hash over image and mask: it changes when either changes."""
     return hashlib.sha256(f"{image_sha}:{mask_sha or ''}".encode()).hexdigest()
-
-
-def load_manifest(path: Path | str) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PublishError(f"{p}: cannot read manifest ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("samples"), dict):
-        raise PublishError(f"{p}: not a DAAD manifest (no 'samples' object)")
-    return data
 
 
 @dataclass
@@ -556,15 +501,9 @@ def _write_groups(
 
 
 def _manifest(version: str, records: list[Record], gate: str, eval_sets: list[str], config_folders: dict[str, list[str]], empty: list[str]) -> dict[str, Any]:
-    return {
-        "format": 1,
-        "version": version,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "gated": gate,
-        "eval_datasets": eval_sets,
-        "configs": {name: [f"data/{f}" for f in folders] for name, folders in config_folders.items()},
-        "empty_configs": empty,
-        "samples": {
+    return build_manifest(
+        version, datetime.now(timezone.utc).isoformat(timespec="seconds"), gate, eval_sets, config_folders, empty,
+        samples={
             rec.id: {
                 "content": content_hash(rec.id, rec.mask_sha),
                 "mask": rec.mask_sha,
@@ -575,7 +514,7 @@ def _manifest(version: str, records: list[Record], gate: str, eval_sets: list[st
             }
             for rec in records
         },
-    }
+    )
 
 
 def _bump_warning(old_manifest: dict[str, Any] | None, new: tuple[int, int, int], log: Changelog) -> list[str]:

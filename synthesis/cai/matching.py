@@ -8,7 +8,7 @@ resized pattern: small [0.1, 0.3), medium [0.3, 0.7), large [0.7, 1].
 
 Choosing R' (MAS). A pattern may produce its own scale or a smaller one, never a
 larger one, and larger scales are filled first. Algorithm 1 as printed tests
-`N_l < C_l`; the intended test (DESIGN.md) is "this scale still needs more", C < N.
+`N_l < C_l`; the intended test is "this scale still needs more", C < N.
 We also never exceed a quota: a pattern that could only make scales whose quota is
 full is skipped (the printed algorithm would keep adding small ones), so a target gets
 exactly N_l + N_m + N_s outputs. Within the chosen scale, R' is uniform over the
@@ -52,12 +52,6 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
-
-
-def bbox_side(mask: np.ndarray) -> int:
-    """max(minbb(mask)): the longer side of the mask's bounding box (0 for an empty mask)."""
-    box = bbox(mask)
-    return 0 if box is None else max(box[2], box[3])
 
 
 def source_scale(r: float) -> Scale | None:

@@ -1,41 +1,40 @@
 """Running CAI over a folder of targets and writing what a detector trains on.
 
-Layout (anomalib `Folder`: normal_dir="normal", abnormal_dir="abnormal", mask_dir="mask"):
+The files are written by the one Folder writer of every synthesiser
+(`daad.synthesis.folder`: anomalib `Folder` layout, collision-free names, deterministic
+PNG bytes, one manifest rule, preview):
 
-    out/abnormal/<target>_<kk>.png   pseudo anomalies
-    out/mask/<target>_<kk>.png       their masks (0/255), same names
-    out/normal/<target>.png          the targets at the working size (the normal class)
-    out/manifest.jsonl               one row per pseudo anomaly: files, the original target
-                                     path, and full provenance (DAAD id, class, R, R', scale,
-                                     location, box, mode, seed, foreground, T)
-    out/preview.png                  a grid: target, then its pseudo anomalies with the mask outlined
+    out/abnormal/<stem>_<kk>.png   pseudo anomalies (`<stem>`: the target's path, `bottle/000.png` -> `bottle__000`)
+    out/mask/<stem>_<kk>.png       their masks (0/255), same names
+    out/normal/<stem>.png          the targets at the working size (the normal class)
+    out/manifest.jsonl             one row per pseudo anomaly: files, the original target
+                                   path, and full provenance (DAAD id, class, R, R', scale,
+                                   location, box, mode, seed, foreground, T)
+    out/preview.png                a grid: target, then its pseudo anomalies with the mask outlined
 
-`<target>` is the target's path relative to the targets folder with `/` turned into
-`__`, so `bottle/000.png` and `capsule/000.png` do not collide. Every file is written
-atomically (temp + rename) with deterministic PNG bytes, so a re-run with the same seed
-rewrites identical files. Targets are independent: `workers > 1` runs them in separate
-processes and gives byte-identical files and the same manifest order.
+A re-run with the same seed rewrites identical files. Targets are independent:
+`workers > 1` runs them in separate processes and gives byte-identical files and the
+same manifest. Into a folder made with other CAI settings a run is refused unless
+`overwrite=True`, which removes what the new run does not write.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from daad.core.atomic import write_bytes_atomic
 from daad.core.errors import BadItemError, LayoutError
-from daad.core.images import IMAGE_SUFFIXES, encode_png, load_image
+from daad.core.images import IMAGE_SUFFIXES, load_image
+from daad.synthesis.folder import DEFAULT_PNG_LEVEL, FolderWriter, Output, preview_grid, stem_for
 
 from .cai import CAI, resize_target
 
@@ -52,8 +51,7 @@ class Target:
 
     @property
     def stem(self) -> str:
-        base = self.key.rsplit(".", 1)[0] if "." in Path(self.key).name else self.key
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", base.replace("/", "__"))
+        return stem_for(self.key)
 
 
 def find_targets(path: str | Path) -> list[Target]:
@@ -67,10 +65,6 @@ def find_targets(path: str | Path) -> list[Target]:
     if not found:
         raise LayoutError(f"{p}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
     return [Target(f.relative_to(p).as_posix(), f) for f in found]
-
-
-def _png(a: np.ndarray) -> bytes:
-    return encode_png(Image.fromarray(a))
 
 
 @dataclass
@@ -104,14 +98,14 @@ class Report:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cai: CAI, out_dir: Path) -> None:
-    _WORKER["cai"], _WORKER["out"] = cai, out_dir
+def _init_worker(cai: CAI, writer: FolderWriter) -> None:
+    _WORKER["cai"], _WORKER["writer"] = cai, writer
 
 
 def _one_target(target: Target) -> tuple[list[dict[str, Any]], str]:
-    """Inject into one target and write its files; returns its manifest rows, or an error line."""
+    """Inject into one target and hand its files to the writer; returns its manifest rows, or an error line."""
     cai: CAI = _WORKER["cai"]
-    out: Path = _WORKER["out"]
+    writer: FolderWriter = _WORKER["writer"]
     try:
         image = np.asarray(load_image(target.path))
         injections = cai(image, key=target.key)
@@ -119,87 +113,74 @@ def _one_target(target: Target) -> tuple[list[dict[str, Any]], str]:
         return [], f"{target.path}: {exc.reason}"
     except (ValueError, OSError) as exc:
         return [], f"{target.path}: {exc}"
-    normal_name = f"{target.stem}.png"
-    write_bytes_atomic(out / "normal" / normal_name, _png(resize_target(image, cai.size)))
-    rows = []
-    for k, inj in enumerate(injections):
-        name = f"{target.stem}_{k:02d}.png"
-        write_bytes_atomic(out / "abnormal" / name, _png(inj.image))
-        write_bytes_atomic(out / "mask" / name, _png(inj.mask))
-        rows.append({"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": f"normal/{normal_name}",
-                     "target_path": str(target.path.resolve()), **inj.provenance})
-    return rows, ""
+    outputs = [Output(f"{k:02d}", inj.image, inj.mask, inj.provenance) for k, inj in enumerate(injections)]
+    rows, bad = writer.write(target.key, target.path, resize_target(image, cai.size), outputs)
+    return rows, "; ".join(bad)
 
 
-def _results(cai: CAI, targets: list[Target], out: Path, workers: int) -> Iterator[tuple[list[dict[str, Any]], str]]:
+def _in_worker(target: Target) -> tuple[list[dict[str, Any]], str]:
+    """`_one_target` in a worker process: its files are on disk before the rows go back."""
+    result = _one_target(target)
+    _WORKER["writer"].wait()
+    return result
+
+
+def _results(cai: CAI, targets: list[Target], writer: FolderWriter, workers: int) -> Iterator[tuple[list[dict[str, Any]], str]]:
     if workers <= 1:
-        _init_worker(cai, out)
+        _init_worker(cai, writer)
         yield from map(_one_target, targets)
         return
     ctx = get_context("spawn")  # no fork: safe with threads (tqdm, arrow) in the parent
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cai, out)) as ex:
-        yield from ex.map(_one_target, targets, chunksize=1)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cai, writer)) as ex:
+        for rows, error in ex.map(_in_worker, targets, chunksize=1):
+            writer.add(rows)
+            yield rows, error
 
 
-def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True) -> Report:
+def settings_of(cai: CAI) -> dict[str, Any]:
+    """What decides CAI's output besides the targets and patterns: kept in the folder's daad_run.json."""
+    return {"mode": cai.mode, "quota": [cai.quota[k] for k in sorted(cai.quota)], "size": cai.size, "seed": cai.seed,
+            "threshold": cai.threshold, "mixed_rule": cai.mixed_rule,
+            "foreground": getattr(cai.masker, "name", "") or getattr(cai.masker, "__name__", "custom")}
+
+
+def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True,
+        settings: dict[str, Any] | None = None, overwrite: bool = False, png_level: int = DEFAULT_PNG_LEVEL) -> Report:
     """Inject into every target, write the Folder layout, manifest and preview; return a Report.
 
     A bad target (unreadable, empty foreground, no pattern fits) is reported and
     skipped; the rest of the batch goes on. With `workers > 1` the workers are spawned
     processes, so a script calling this needs the usual `if __name__ == "__main__":` guard.
+    `settings` (e.g. the dataset and config the patterns came from) are stored with CAI's
+    own; raises FolderInUseError when `out_dir` holds a CAI run made with other
+    settings, unless `overwrite` (then what this run does not write is removed).
+    `png_level` 6 (the default) writes the bytes every earlier version wrote; another
+    zlib level (cv2's encoder) is faster (1: measured in benchmarks/cai.py --cli), still
+    the same bytes for the same seed, and recorded with the settings.
     """
     out = Path(out_dir).expanduser()
-    for sub in ("abnormal", "mask", "normal"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    recorded = {**settings_of(cai), **(settings or {})}
+    if png_level != DEFAULT_PNG_LEVEL:
+        recorded["png_level"] = png_level
+    writer = FolderWriter(out, run="cai", settings=recorded, overwrite=overwrite, png_level=png_level)
     report = Report(out, targets=len(targets))
     start = time.perf_counter()
-    manifest: list[dict[str, Any]] = []
     with tqdm(total=len(targets), desc=f"CAI-{cai.mode[0].upper()}", unit="target", disable=not progress) as bar:
-        for rows, error in _results(cai, targets, out, workers):
+        for rows, error in _results(cai, targets, writer, workers):
             if error:
                 report.failed.append(error)
                 if progress:
                     tqdm.write(f"skipped: {error}")
-            else:
-                manifest.extend(rows)
+            if rows:
                 report.by_foreground[rows[0]["foreground"]] += 1
                 for row in rows:
                     report.by_class[row["anomaly_class"] or "?"] += 1
                     report.by_scale[row["scale"]] += 1
+                    report.images += 1
             bar.update(1)
+    writer.finish()
     report.seconds = time.perf_counter() - start
-    report.images = len(manifest)
-    write_bytes_atomic(out / "manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in manifest).encode("utf-8"))
-    if manifest:
-        write_bytes_atomic(out / "preview.png", _png(preview_grid(out, manifest)))
     return report
 
 
-def _outline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image in RGB with the mask's edge drawn in red."""
-    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image.copy()
-    m = mask > 0
-    inner = np.zeros_like(m)
-    inner[1:-1, 1:-1] = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    rgb[m & ~inner] = (255, 0, 0)
-    return rgb
-
-
-def preview_grid(out: Path, manifest: list[dict[str, Any]], max_targets: int = PREVIEW_TARGETS, tile: int = PREVIEW_TILE) -> np.ndarray:
-    """One row per target (the first `max_targets`): the normal image, then each pseudo anomaly with its mask outlined."""
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for r in manifest:
-        if r["normal"] in rows or len(rows) < max_targets:
-            rows.setdefault(r["normal"], []).append(r)
-    width = 1 + max(len(v) for v in rows.values())
-    grid = np.full((tile * len(rows), tile * width, 3), 255, dtype=np.uint8)
-
-    def put(i: int, j: int, a: np.ndarray) -> None:
-        im = Image.fromarray(a).convert("RGB").resize((tile, tile), Image.BILINEAR)
-        grid[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = np.asarray(im)
-
-    for i, (normal, items) in enumerate(rows.items()):
-        put(i, 0, np.asarray(Image.open(out / normal)))
-        for j, r in enumerate(items, 1):
-            put(i, j, _outline(np.asarray(Image.open(out / r["file"])), np.asarray(Image.open(out / r["mask"]))))
-    return grid
+__all__ = ["Report", "Target", "find_targets", "preview_grid", "run", "settings_of"]

@@ -6,9 +6,9 @@ image and mask around that box. Both pools hand out `Pattern`s cropped to the bo
 a margin, so a 4000x3000 photo costs its crop once, and a small LRU keeps recently
 drawn crops decoded.
 
-`load_published` reads a *published* DAAD (a `daad publish` output folder or a Hub repo
-id) with `datasets.load_dataset(path, "exclude_<x>")`, and refuses to run when that
-config does not exist: falling back to `full` would leak the evaluation set.
+`load_published` reads a *published* DAAD (a `daad publish` output folder, found
+through `daad.release.format`, or a Hub repo id) with
+`datasets.load_dataset(path, "exclude_<x>")`, and refuses to run when that config does not exist: falling back to `full` would leak the evaluation set.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 from daad.core import taxonomy
 from daad.core.errors import DaadError
+from daad.release.format import config_name, published_folder
 
 from .matching import bbox
 
@@ -146,18 +147,12 @@ def resolve_dataset(dataset: str | Path) -> str:
     """A local published folder (the versions folder or one version) or a Hub repo id, as `load_dataset` wants it."""
     p = Path(dataset).expanduser()
     if p.exists():
-        from daad.release.publish import published_folder
-
         return str(published_folder(p))
     return str(dataset)
 
 
 def config_for(exclude: str | None) -> str:
     """`exclude_<x>` for `--exclude x` (the name `daad publish` writes), `full` without it."""
-    if not exclude:
-        return "full"
-    from daad.release.publish import config_name
-
     return config_name(exclude)
 
 

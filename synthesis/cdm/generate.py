@@ -24,10 +24,8 @@ distribution of shape, size and location.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -35,10 +33,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from daad.core.atomic import atomic_path
 from daad.core.errors import BadItemError, DaadError
 from daad.core.images import IMAGE_SUFFIXES, load_image, load_mask
 from daad.synthesis.cdm import cdm_folder
+from daad.synthesis.folder import FolderWriter, Output, stem_for
 from daad.synthesis.cdm.model import Components, load_components, pick_device, pick_dtype
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
 from daad.core.taxonomy import CLASSES
@@ -233,31 +231,10 @@ def list_targets(targets: str | Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def target_stem(target: Path, targets: str | Path) -> str:
-    """Output name stem of a target: its path under --targets with / as _, so `good/001.png` and `other/001.png` do not collide."""
+def target_key(target: Path, targets: str | Path) -> str:
+    """A target's key: its path under --targets (its file name when --targets is one file), as CAI keys it."""
     root = Path(targets)
-    if root.is_file():
-        return target.stem
-    return "_".join(target.relative_to(root).with_suffix("").parts)
-
-
-def _write_png(path: Path, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
-
-
-def _merge_manifest(path: Path, rows: Iterable[dict]) -> None:
-    """Rows replace earlier rows of the same file, so a re-run (or another class into the same folder) stays one row per image."""
-    merged: dict[str, dict] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                merged[row["file"]] = row
-    for row in rows:
-        merged[row["file"]] = row
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in merged.values()), encoding="utf-8")
+    return target.name if root.is_file() else target.relative_to(root).as_posix()
 
 
 def generate_folder(
@@ -275,27 +252,31 @@ def generate_folder(
 ) -> GenerateReport:
     """Write `per_image` anomalies per normal image in the anomalib-Folder layout of CAI.
 
+    Written by the Folder writer (`daad.synthesis.folder`, CAI's naming):
     `out/abnormal/<stem>_<class>_<k>.png`, `out/mask/` with the same names, the normal
-    image itself as `out/normal/<stem>.png`, and one manifest.jsonl row per image with
-    CAI's keys (file, mask, normal, target_path, anomaly_class) plus CDM's provenance
-    (seed, mask source, prompt, steps, guidance, ...).
+    image itself as `out/normal/<stem>.png` (CDM works at the image's own size), and one
+    manifest.jsonl row per image with CAI's keys (file, mask, normal, target_path,
+    target, anomaly_class) plus CDM's provenance (seed, mask source, prompt, steps,
+    guidance, ...). Rows of other classes or runs in `out` stay; a re-run replaces its rows.
     With `masks`, a target `x.png` uses `masks/x.png` (binary, same size; a target in a
-    subfolder `a/x.png` uses `masks/a_x.png`); a target without one is reported and skipped. A bad target is reported and skipped too.
+    subfolder `a/x.png` uses `masks/a__x.png`, the target's stem); a target without one
+    is reported and skipped. A bad target is reported and skipped too.
     """
     if anomaly_class not in cdm.classes:
         raise DaadError(f"class {anomaly_class!r} was not trained in {cdm.folder} (trained: {', '.join(cdm.classes)})")
-    out = Path(out)
-    (out / "abnormal").mkdir(parents=True, exist_ok=True)
-    (out / "mask").mkdir(parents=True, exist_ok=True)
-    (out / "normal").mkdir(parents=True, exist_ok=True)
+    out = Path(out).expanduser()
+    settings = {"seed": seed, "steps": steps, "guidance": guidance, "strength": strength, "per_image": per_image,
+                "cdm": str(cdm.folder.resolve()), "masks": str(Path(masks).resolve()) if masks is not None else None}
+    # strict=False: classes are added one run at a time and re-runs with new settings replace their rows.
+    writer = FolderWriter(out, run=f"cdm:{anomaly_class}", settings=settings, strict=False)
     report = GenerateReport(out)
     files = list_targets(targets)
     if not files:
         raise DaadError(f"{targets}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    rows = []
     bar = tqdm(total=len(files) * per_image, desc=f"cdm generate {anomaly_class}", unit="img", disable=not progress)
     for ti, target in enumerate(files):
-        stem = target_stem(target, targets)
+        key = target_key(target, targets)
+        stem = stem_for(key)
         try:
             image = load_image(target)
             mask = None
@@ -308,8 +289,7 @@ def generate_folder(
             report.skipped.append(str(exc))
             bar.update(per_image)
             continue
-        normal_name = f"{stem}.png"
-        _write_png(out / "normal" / normal_name, np.asarray(image))
+        outputs = []
         for k in range(per_image):
             s = derive_seed(seed, ti, k)
             try:
@@ -318,16 +298,14 @@ def generate_folder(
                 report.skipped.append(f"{target}: {exc}")
                 bar.update(per_image - k)
                 break
-            name = f"{stem}_{anomaly_class}_{k:03d}.png"
-            _write_png(out / "abnormal" / name, res.image)
-            _write_png(out / "mask" / name, res.mask)
-            row = {"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": f"normal/{normal_name}",
-                   "target_path": str(target.resolve()), "cdm": str(cdm.folder.resolve()), **res.provenance}
+            provenance = {"cdm": str(cdm.folder.resolve()), **res.provenance}
             if masks is not None:
-                row["mask_source"] = f"given:{(Path(masks) / normal_name).resolve()}"
-            rows.append(row)
-            report.written += 1
+                provenance["mask_source"] = f"given:{(Path(masks) / f'{stem}.png').resolve()}"
+            outputs.append(Output(f"{anomaly_class}_{k:03d}", res.image, res.mask, provenance))
             bar.update(1)
+        rows, bad = writer.write(key, target, np.asarray(image), outputs)
+        report.skipped.extend(bad)
+        report.written += len(rows)
     bar.close()
-    _merge_manifest(out / "manifest.jsonl", rows)
+    writer.finish()
     return report

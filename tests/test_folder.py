@@ -1,0 +1,92 @@
+"""The one Folder writer (daad.synthesis.folder): names that cannot collide, re-runs, refusal of a foreign folder.
+
+Real CAI on the packaged demo targets (DeepPCB boards) with real MVTec AD demo anomalies
+as patterns; the CAI+CDM session in one folder is in tests/test_cdm.py (it needs the tiny model).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from daad.core.images import load_image, load_mask
+from daad.demo import DEMO_DATA
+from daad.synthesis.cai import CAI, Pattern
+from daad.synthesis.cai.output import find_targets, run
+from daad.synthesis.folder import FolderInUseError, stem_for
+
+BOARD = DEMO_DATA / "targets" / "00041000_temp.jpg"
+
+
+def test_stems_keep_names_readable_and_never_meet():
+    assert stem_for("bottle/000.png") == "bottle__000"
+    assert stem_for("00041000_temp.jpg") == "00041000_temp.jpg"
+    keys = ["a_b/x.png", "a/b_x.png", "a/b/x.png", "a__b/x.png", "a/_b/x.png", "x.png", "x.jpg", "x.jpg.png", "x",
+            "a b/x.png", "a_b/x.PNG", "é/x.png", "a" * 250 + ".png", "a" * 251 + ".png"]
+    stems = [stem_for(k) for k in keys]
+    assert len(set(stems)) == len(keys), dict(zip(keys, stems))
+    assert all(len(s.encode()) <= 120 for s in stems)
+
+
+@pytest.fixture(scope="module")
+def cai() -> CAI:
+    patterns = []
+    for img in sorted((DEMO_DATA / "mvtec_ad").glob("*/test/*/*.png")):
+        m = DEMO_DATA / "mvtec_ad" / img.parts[-4] / "ground_truth" / img.parent.name / f"{img.stem}_mask.png"
+        im = load_image(img)
+        patterns.append(Pattern(np.asarray(im.convert("RGB")), np.asarray(load_mask(m, im.size)) > 0, img.name, "crack", "mvtec_ad"))
+    return CAI(patterns, quota=(1, 1, 0), foreground="full", size=64, seed=1)
+
+
+def _targets(root: Path, names: list[str]) -> Path:
+    for n in names:
+        (root / n).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(BOARD, root / n)
+    return root
+
+
+def test_colliding_looking_targets_and_a_254_byte_name_keep_every_file(cai, tmp_path):
+    names = ["a/b_x.jpg", "a_b/x.jpg", "a/b/x.jpg", "a__b/x.jpg", "b" * 250 + ".jpg"]
+    targets = _targets(tmp_path / "t", names)
+    report = run(cai, find_targets(targets), tmp_path / "out", progress=False)
+    assert report.images == 10 and not report.failed
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["target"] for r in rows) == sorted(names * 2)
+    assert len({r["file"] for r in rows}) == 10 and [r["file"] for r in rows] == sorted(r["file"] for r in rows)
+    assert len(list((tmp_path / "out" / "abnormal").iterdir())) == 10 == len(list((tmp_path / "out" / "mask").iterdir()))
+    assert len(list((tmp_path / "out" / "normal").iterdir())) == 5
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+    for r in rows:  # normal images at the working size, the size of their pseudo anomalies
+        assert Image.open(tmp_path / "out" / r["normal"]).size == Image.open(tmp_path / "out" / r["file"]).size == (64, 64)
+
+
+def test_other_settings_are_refused_unless_overwrite_which_removes_the_rest(cai, tmp_path):
+    targets = _targets(tmp_path / "t", ["p.jpg", "q.jpg"])
+    out = tmp_path / "out"
+    run(cai, find_targets(targets), out, progress=False)
+    first = {p.name: p.read_bytes() for p in (out / "abnormal").iterdir()}
+    run(cai, find_targets(targets), out, progress=False)  # same settings: a re-run, same bytes, one row per file
+    assert {p.name: p.read_bytes() for p in (out / "abnormal").iterdir()} == first
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 4
+    other = CAI(cai.pool, quota=(1, 0, 0), foreground="full", size=64, seed=2)
+    with pytest.raises(FolderInUseError, match=r"seed 1 -> 2"):
+        run(other, find_targets(targets), out, progress=False)
+    assert {p.name: p.read_bytes() for p in (out / "abnormal").iterdir()} == first  # nothing touched
+    run(other, find_targets(targets / "p.jpg"), out, progress=False, overwrite=True)
+    assert sorted(p.name for p in (out / "abnormal").iterdir()) == ["p.jpg_00.png"]
+    assert sorted(p.name for p in (out / "normal").iterdir()) == ["p.jpg.png"]
+    assert [json.loads(line)["seed"] for line in (out / "manifest.jsonl").read_text().splitlines()] == [2]
+    assert json.loads((out / "daad_run.json").read_text())["cai"]["seed"] == 2
+
+
+def test_a_folder_with_files_no_run_recorded_is_refused(cai, tmp_path):
+    (tmp_path / "out" / "abnormal").mkdir(parents=True)
+    (tmp_path / "out" / "abnormal" / "mine.png").write_bytes(b"x")
+    with pytest.raises(FolderInUseError, match="no run recorded"):
+        run(cai, find_targets(_targets(tmp_path / "t", ["p.jpg"])), tmp_path / "out", progress=False)
+    assert (tmp_path / "out" / "abnormal" / "mine.png").read_bytes() == b"x"
