@@ -52,7 +52,7 @@ def load_release(release: Path | str, name: str | None = None, media_dir: Path |
     import fiftyone as fo
     from datasets import load_dataset
 
-    from daad.release.publish import published_folder
+    from daad.release.format import published_folder
 
     folder = published_folder(Path(release).expanduser()).resolve()
     version = folder.name
