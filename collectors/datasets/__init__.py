@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from .base import DatasetAdapter, Download, load_mapping
 from .collect import collect_dataset, find_root, summary
+from .aebad import AeBAD
 from .btad import BTAD
+from .crackforest import CrackForest
 from .dagm import DAGM
 from .ksdd import KSDD
 from .ksdd2 import KSDD2
@@ -24,10 +26,16 @@ from .magnetic_tile import MagneticTile
 from .mpdd import MPDD
 from .mvtec_3d import MVTec3D
 from .mvtec_ad import MVTecAD
+from .mvtec_loco import MVTecLOCO
+from .rsdds import RSDDs
 from .visa import VisA
 
 ADAPTERS: dict[str, DatasetAdapter] = {
-    a.name: a for a in (MVTecAD(), VisA(), KSDD2(), BTAD(), MPDD(), KSDD(), DAGM(), MagneticTile(), MVTec3D())
+    a.name: a
+    for a in (
+        MVTecAD(), VisA(), KSDD2(), BTAD(), MPDD(), KSDD(), DAGM(), MagneticTile(), MVTec3D(),
+        CrackForest(), MVTecLOCO(), RSDDs(), AeBAD(),
+    )
 }
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 from daad.core import taxonomy
 from daad.core.errors import LayoutError
 from daad.core.images import IMAGE_SUFFIXES
-from daad.core.ingest import Item, Skip
+from daad.core.ingest import Item, MaskSource, Skip
 
 Mapping = dict[str, Union[str, None]]
 
@@ -120,7 +120,7 @@ def folders_found(root: Path) -> str:
 
 
 class DatasetAdapter:
-    """Base class of the nine adapters; subclasses set the class attributes and three methods."""
+    """Base class of the dataset adapters; subclasses set the class attributes and three methods."""
 
     name: str = ""  # the records' origin
     title: str = ""  # human name, e.g. "MVTec AD"
@@ -175,7 +175,7 @@ class DatasetAdapter:
         self,
         root: Path,
         image: Path,
-        mask: Path,
+        mask: MaskSource,
         label: str,
         mapping: Mapping,
         split: str,

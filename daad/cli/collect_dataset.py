@@ -1,4 +1,4 @@
-"""`daad collect dataset NAME PATH`: one of the nine public IAD datasets, in its publisher's layout."""
+"""`daad collect dataset NAME PATH`: one of the public IAD datasets, in its publisher's layout."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from daad.cli.collect import collect
 
-DATASET_NAMES = ("mvtec_ad", "visa", "ksdd2", "btad", "mpdd", "ksdd", "dagm", "magnetic_tile", "mvtec_3d")
+DATASET_NAMES = ("mvtec_ad", "visa", "ksdd2", "btad", "mpdd", "ksdd", "dagm", "magnetic_tile", "mvtec_3d", "crackforest", "mvtec_loco", "rsdds", "aebad")
 
 
 @click.command("dataset")
@@ -22,7 +22,8 @@ def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest
     """Collect the anomalous images (with ground-truth masks) of a public IAD dataset.
 
     \b
-    NAME is one of: mvtec_ad visa ksdd2 btad mpdd ksdd dagm magnetic_tile mvtec_3d.
+    NAME is one of: mvtec_ad visa ksdd2 btad mpdd ksdd dagm magnetic_tile mvtec_3d
+    crackforest mvtec_loco rsdds aebad.
     PATH is the dataset's folder as its publisher's archive extracts (for mvtec_ad the
     folder holding bottle/, cable/, ...). Defect types map to DAAD classes through
     the dataset's YAML mapping; types mapped to null (bent, misplaced, missing parts,
@@ -30,6 +31,7 @@ def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest
     Examples:
       daad collect dataset mvtec_ad ~/data/mvtec_anomaly_detection
       daad collect dataset magnetic_tile ~/data/Magnetic-tile-defect-datasets.
+      daad collect dataset crackforest ~/data/CrackForest-dataset
       daad collect dataset visa ~/data/VisA --mapping my_visa_classes.yaml
       daad collect dataset mvtec_ad ~/data/mvtec --download --dest ~/archives
     """
