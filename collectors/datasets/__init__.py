@@ -3,6 +3,7 @@
     from daad.collectors.datasets import ADAPTERS, get_adapter, collect_dataset
     report = collect_dataset("mvtec_ad", "~/data/mvtec_anomaly_detection")
     print(summary(report))
+    print(collect_paper_datasets("~/data").summary())   # the paper's nine, wherever they are under ~/data
     for ref, path in get_adapter("visa").iter_all_images("~/data/VisA"):   # leakage checks
         ...
 
@@ -27,6 +28,7 @@ from .mpdd import MPDD
 from .mvtec_3d import MVTec3D
 from .mvtec_ad import MVTecAD
 from .mvtec_loco import MVTecLOCO
+from .paper import EXTRA_DATASETS, PAPER_DATASETS, collect_paper_datasets, find_paper_datasets
 from .rsdds import RSDDs
 from .visa import VisA
 
@@ -47,4 +49,7 @@ def get_adapter(name: str) -> DatasetAdapter:
     return ADAPTERS[key]
 
 
-__all__ = ["ADAPTERS", "DatasetAdapter", "Download", "collect_dataset", "find_root", "get_adapter", "load_mapping", "summary"]
+__all__ = [
+    "ADAPTERS", "EXTRA_DATASETS", "PAPER_DATASETS", "DatasetAdapter", "Download", "collect_dataset", "collect_paper_datasets",
+    "find_paper_datasets", "find_root", "get_adapter", "load_mapping", "summary",
+]

@@ -45,6 +45,12 @@ class AeBAD(DatasetAdapter):
     mask_binarize = True
     mask_threshold = 0
 
+    def classify(self, label: str, mapping: Mapping) -> tuple[str | None, str]:
+        """`<defect>/<domain>` is looked up in full, then by its defect type (not its domain)."""
+        if label not in mapping and label.split("/", 1)[0] in mapping:
+            return super().classify(label.split("/", 1)[0], mapping)
+        return super().classify(label, mapping)
+
     def _defects(self, root: Path) -> list[Path]:
         return sorted(d for d in (root / "test").iterdir() if d.is_dir() and d.name != GOOD) if (root / "test").is_dir() else []
 
