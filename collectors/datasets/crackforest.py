@@ -49,8 +49,10 @@ LABEL = "crack"
 
 def read_mat_segmentation(path: Path) -> np.ndarray:
     """The `Segmentation` label image of one groundTruth .mat file (1-based labels)."""
-    import scipy.io
-
+    try:
+        import scipy.io
+    except ImportError:  # pragma: no cover - scipy comes with the masks/dedupe extras
+        raise BadMaskError(path, "reading .mat files needs scipy: pip install 'daad[masks]'") from None
     try:
         gt = scipy.io.loadmat(str(path))["groundTruth"]
         seg = np.asarray(gt[0, 0]["Segmentation"], dtype=np.int64)
