@@ -54,7 +54,7 @@ def defect_names(config: Path) -> dict[int, str]:
 def _read(mask: Path) -> np.ndarray:
     try:
         with Image.open(mask) as im:
-            return np.asarray(im.convert("L") if im.mode not in ("L", "I", "I;16", "P") else im)
+            return np.asarray(im if im.mode in ("L", "I", "I;16") else im.convert("L"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise BadMaskError(mask, f"cannot decode ({exc})") from None
 
