@@ -365,7 +365,8 @@ def test_half_extracted_trees_are_named(tmp_path: Path, name: str, files: list[s
 def test_adapters_carry_licence_citation_and_a_valid_mapping() -> None:
     from daad.core.licenses import info
 
-    assert list(ADAPTERS) == ["mvtec_ad", "visa", "ksdd2", "btad", "mpdd", "ksdd", "dagm", "magnetic_tile", "mvtec_3d"]
+    assert list(ADAPTERS) == ["mvtec_ad", "visa", "ksdd2", "btad", "mpdd", "ksdd", "dagm", "magnetic_tile", "mvtec_3d",
+                             "crackforest", "mvtec_loco", "rsdds", "aebad"]
     cards = Path(__file__).resolve().parents[1] / "cards" / "sources"
     for name, a in ADAPTERS.items():
         assert a.name == name and a.citation and a.homepage.startswith("http") and a.citation_key

@@ -3,6 +3,7 @@
     from daad.collectors.datasets import ADAPTERS, get_adapter, collect_dataset
     report = collect_dataset("mvtec_ad", "~/data/mvtec_anomaly_detection")
     print(summary(report))
+    print(collect_paper_datasets("~/data").summary())   # the paper's nine, wherever they are under ~/data
     for ref, path in get_adapter("visa").iter_all_images("~/data/VisA"):   # leakage checks
         ...
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 from .base import DatasetAdapter, Download, load_mapping
 from .collect import collect_dataset, find_root, summary
+from .aebad import AeBAD
 from .btad import BTAD
+from .crackforest import CrackForest
 from .dagm import DAGM
 from .ksdd import KSDD
 from .ksdd2 import KSDD2
@@ -24,10 +27,17 @@ from .magnetic_tile import MagneticTile
 from .mpdd import MPDD
 from .mvtec_3d import MVTec3D
 from .mvtec_ad import MVTecAD
+from .mvtec_loco import MVTecLOCO
+from .paper import EXTRA_DATASETS, PAPER_DATASETS, collect_paper_datasets, find_paper_datasets
+from .rsdds import RSDDs
 from .visa import VisA
 
 ADAPTERS: dict[str, DatasetAdapter] = {
-    a.name: a for a in (MVTecAD(), VisA(), KSDD2(), BTAD(), MPDD(), KSDD(), DAGM(), MagneticTile(), MVTec3D())
+    a.name: a
+    for a in (
+        MVTecAD(), VisA(), KSDD2(), BTAD(), MPDD(), KSDD(), DAGM(), MagneticTile(), MVTec3D(),
+        CrackForest(), MVTecLOCO(), RSDDs(), AeBAD(),
+    )
 }
 
 
@@ -39,4 +49,7 @@ def get_adapter(name: str) -> DatasetAdapter:
     return ADAPTERS[key]
 
 
-__all__ = ["ADAPTERS", "DatasetAdapter", "Download", "collect_dataset", "find_root", "get_adapter", "load_mapping", "summary"]
+__all__ = [
+    "ADAPTERS", "EXTRA_DATASETS", "PAPER_DATASETS", "DatasetAdapter", "Download", "collect_dataset", "collect_paper_datasets",
+    "find_paper_datasets", "find_root", "get_adapter", "load_mapping", "summary",
+]

@@ -29,7 +29,7 @@ from PIL import Image
 from daad.core import taxonomy
 from daad.core.errors import LayoutError
 from daad.core.images import IMAGE_SUFFIXES
-from daad.core.ingest import Item, Skip
+from daad.core.ingest import Item, MaskSource, Skip
 from daad.core.sources import Download, Source, require_source
 
 Mapping = dict[str, Union[str, None]]
@@ -192,7 +192,7 @@ class DatasetAdapter:
         self,
         root: Path,
         image: Path,
-        mask: Path,
+        mask: MaskSource,
         label: str,
         mapping: Mapping,
         split: str,

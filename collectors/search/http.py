@@ -38,11 +38,18 @@ NET_CHUNK = 1 << 16
 
 
 class FetchError(DaadError):
-    """A request failed: `transient` ones (5xx, 429, connection) may work on a later run."""
+    """A request failed: `transient` ones (5xx, 429, connection) may work on a later run.
 
-    def __init__(self, url: str, reason: str, transient: bool = False):
-        self.url, self.reason, self.transient = url, reason, transient
+    `status` is the HTTP status of a final 4xx answer (None for other failures).
+    """
+
+    def __init__(self, url: str, reason: str, transient: bool = False, status: int | None = None):
+        self.url, self.reason, self.transient, self.status = url, reason, transient, status
         super().__init__(f"{url}: {reason}")
+
+
+class NotAnImageError(FetchError):
+    """The server answered, but with something else than the image (an HTML page, a text)."""
 
 
 @dataclass
@@ -94,8 +101,8 @@ class PoliteSession:
             text = text.replace(s, "***")
         return text
 
-    def _fail(self, url: str, reason: str, transient: bool = False) -> FetchError:
-        return FetchError(self.redact(url), self.redact(reason), transient)
+    def _fail(self, url: str, reason: str, transient: bool = False, status: int | None = None) -> FetchError:
+        return FetchError(self.redact(url), self.redact(reason), transient, status)
 
     def check_url(self, url: str) -> None:
         """Refuse non-http(s) URLs and hosts (other than trusted ones) that resolve to non-public addresses."""
@@ -178,7 +185,7 @@ class PoliteSession:
                     self._sleep(asked if asked is not None else cfg.backoff * 2**attempt)
                     continue
                 if code >= 400:
-                    raise self._fail(url, f"HTTP {code} {resp.reason}")
+                    raise self._fail(url, f"HTTP {code} {resp.reason}", status=code)
                 try:
                     return read(resp)
                 except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
@@ -206,8 +213,20 @@ class PoliteSession:
         def read(resp: requests.Response) -> bytes:
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if not ctype.startswith("image/"):
-                raise self._fail(url, f"content-type {ctype or 'missing'} is not an image")
+                raise NotAnImageError(self.redact(url), f"content-type {ctype or 'missing'} is not an image")
             return self._read_capped(resp, url)
+
+        return self.fetch(url, read)
+
+    def get_body(self, url: str) -> tuple[str, bytes]:
+        """Download whatever `url` is (a web page, an image), size-capped: (content type, body).
+
+        For sources that may be either (a listed URL that is a page or an image itself);
+        the caller decides by the content type and still checks an image by decoding it.
+        """
+
+        def read(resp: requests.Response) -> tuple[str, bytes]:
+            return resp.headers.get("Content-Type", "").strip().lower(), self._read_capped(resp, url)
 
         return self.fetch(url, read)
 

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "daad.cli.collect",
     "daad.cli.collect_dataset",
     "daad.cli.collect_search",
+    "daad.cli.collect_paper",
     "daad.cli.masks",
     "daad.cli.catalog_view",
     "daad.cli.review",

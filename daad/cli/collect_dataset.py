@@ -1,4 +1,4 @@
-"""`daad collect dataset NAME PATH`: one of the nine public IAD datasets, in its publisher's layout."""
+"""`daad collect dataset NAME PATH`: one of the public IAD datasets, in its publisher's layout."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest
     Examples:
       daad collect dataset mvtec_ad ~/data/mvtec_anomaly_detection
       daad collect dataset magnetic_tile ~/data/Magnetic-tile-defect-datasets.
+      daad collect dataset crackforest ~/data/CrackForest-dataset
       daad collect dataset visa ~/data/VisA --mapping my_visa_classes.yaml
       daad collect dataset mvtec_ad ~/data/mvtec --download --dest ~/archives
     """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 from tqdm import tqdm
 
@@ -24,6 +24,13 @@ from daad.core.media_store import MediaStore
 from daad.core.record import Record
 
 
+# A mask, or a function that reads one when the item is ingested: adapters whose publishers
+# ship masks in their own formats (CrackForest's .mat/.seg, MVTec LOCO's several PNGs per
+# image) decode them one item at a time instead of holding every mask of a dataset in memory;
+# the function raises BadMaskError naming the files and the reason.
+MaskSource = Union[ImageSource, Callable[[], ImageSource]]
+
+
 @dataclass
 class Item:
     """One anomaly image a collector found, with everything the record needs."""
@@ -33,7 +40,7 @@ class Item:
     source: str
     origin: str
     anomaly_class: str = taxonomy.UNASSIGNED
-    mask: ImageSource | None = None
+    mask: MaskSource | None = None
     mask_status: str = taxonomy.GROUND_TRUTH  # what a given mask is; ignored without a mask
     mask_binarize: bool = False
     mask_threshold: int = 128
@@ -112,7 +119,8 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
     mask = None
     if item.mask is not None:
         mask_name = str(item.mask) if isinstance(item.mask, (str, Path)) else f"{item.name} (mask)"
-        mask = load_mask(item.mask, im.size, mask_name, item.mask_binarize, item.mask_threshold)
+        src = item.mask() if callable(item.mask) else item.mask
+        mask = load_mask(src, im.size, mask_name, item.mask_binarize, item.mask_threshold)
     sample_id, im = store.put_image(im, item.name)
     mask_sha = store.put_mask(mask, im.size) if mask is not None else None
     existing = catalog.get(sample_id) if sample_id in catalog else None
