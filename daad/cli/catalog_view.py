@@ -54,10 +54,11 @@ def ls(anomaly_class, source, origin, mask_status, leaks, representatives, as_js
         for r in recs:
             click.echo(json.dumps(store.describe(r), sort_keys=True))
         return
-    origin_width = max((len(r.origin) for r in recs), default=0)
+    shown = {r.id: r.origin + (f" (+{len(r.origins) - 1})" if len(r.origins) > 1 else "") for r in recs}  # +N: other origins
+    origin_width = max((len(o) for o in shown.values()), default=0)
     for r in recs:
         size = f"{r.width}x{r.height}"
-        click.echo(f"{r.id[:12]}  {r.anomaly_class:<10} {r.mask_status:<12} {r.origin:<{origin_width}}  {size:>9}  {r.origin_label}")
+        click.echo(f"{r.id[:12]}  {r.anomaly_class:<10} {r.mask_status:<12} {shown[r.id]:<{origin_width}}  {size:>9}  {r.origin_label}")
 
 
 @click.command()
@@ -71,12 +72,19 @@ def info(sample_id: str) -> None:
     """
     from daad.core.catalog import Catalog
     from daad.core.media_store import MediaStore
+    from daad.core.record import origin_key
 
     catalog = Catalog()
     rec = catalog.get(sample_id)
     if rec is None:
         raise click.ClickException(f"no sample with id or unique prefix {sample_id!r}")
     click.echo(json.dumps(MediaStore(catalog.home).describe(rec), indent=2, sort_keys=True))
+    click.echo(f"origins ({len(rec.origins)}; * = the one it publishes under, licence {rec.license or 'unknown'}):")
+    gov = origin_key(rec.origin_fields())
+    for o in rec.origins:
+        mark = "*" if origin_key(o) == gov else " "
+        click.echo(f"  {mark} {o['origin']}  {o['source']}  {o.get('license') or 'unknown'}  {o.get('origin_ref', '')}"
+                   + (f"  ({o['attribution']})" if o.get("attribution") else ""))
     for ev in catalog.events(rec.id):
         click.echo(f"{ev['at']}  {ev['who']}: {ev['field']} {ev['old']!r} -> {ev['new']!r}")
 
