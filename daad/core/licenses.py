@@ -98,20 +98,25 @@ def collectable(license_id: str, allow_noncommercial: bool = False) -> tuple[boo
     return True, ""
 
 
-def restrictiveness(license_id: str) -> tuple[int, int, int, int, int]:
+_NO_CREDIT = {"CC0-1.0", "PDM-1.0"}
+
+
+def restrictiveness(license_id: str) -> tuple[int, int, int, int, int, int]:
     """How much a licence forbids, as a sort key: larger is more restrictive.
 
     "Most restrictive" compares, in this order, what a licence takes away from DAAD's
     users: being understood at all (an unknown or empty licence allows nothing, so it is
     the most restrictive), redistribution (publisher's terms such as `terms:magnetic_tile`
-    allow research use only), derivatives (ND), commercial use (NC), then the share-alike
-    duty (SA). So, from least to most restrictive:
-    CC0 / PDM / MIT ... < CC-BY < CC-BY-SA < CC-BY-NC < CC-BY-NC-SA < CC-BY-ND < CC-BY-NC-ND
-    < terms:<publisher> < unknown. Licence versions do not count (CC-BY-2.0 ties CC-BY-4.0).
+    allow research use only), derivatives (ND), commercial use (NC), the share-alike duty
+    (SA), then the duty to credit. So, from least to most restrictive:
+    CC0 / PDM < MIT / BSD / CC-BY ... < CC-BY-SA < CC-BY-NC < CC-BY-NC-SA < CC-BY-ND
+    < CC-BY-NC-ND < terms:<publisher> < unknown. Licence versions do not count (CC-BY-2.0
+    ties CC-BY-4.0).
     """
     li = info(license_id)
     known = bool(li.id) and (li.redistributable or li.id.startswith("terms:"))
-    return (int(not known), int(not li.redistributable), int(not li.derivatives), int(li.noncommercial), int(li.sharealike))
+    return (int(not known), int(not li.redistributable), int(not li.derivatives), int(li.noncommercial), int(li.sharealike),
+            int(li.id.upper() not in _NO_CREDIT))
 
 
 def strictest(license_ids: list[str]) -> int:
