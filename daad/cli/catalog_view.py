@@ -86,6 +86,11 @@ def info(sample_id: str) -> None:
         click.echo(f"  {mark} {o['origin']}  {o['source']}  {o.get('license') or 'unknown'}  {o.get('origin_ref', '')}"
                    + (f"  ({o['attribution']})" if o.get("attribution") else ""))
     for ev in catalog.events(rec.id):
+        if ev["field"] == "origins":  # the lists are long: say which origin joined
+            before = {origin_key(o) for o in ev["old"] or []}
+            joined = [f"{o['origin']} {o.get('origin_ref', '')}" for o in ev["new"] or [] if origin_key(o) not in before]
+            click.echo(f"{ev['at']}  {ev['who']}: origins + {', '.join(joined) or '(edited)'}")
+            continue
         click.echo(f"{ev['at']}  {ev['who']}: {ev['field']} {ev['old']!r} -> {ev['new']!r}")
 
 

@@ -104,11 +104,12 @@ class CollectReport:
             cols.insert(3, "origin_added")
         rows = self.by_class()
         width = max([len("class")] + [len(k) for k in rows])
-        lines = ["  ".join(["class".ljust(width)] + [c.rjust(10) for c in cols])]
+        w = {c: max(10, len(c)) for c in cols}
+        lines = ["  ".join(["class".ljust(width)] + [c.rjust(w[c]) for c in cols])]
         for cls in sorted(rows):
-            lines.append("  ".join([cls.ljust(width)] + [str(rows[cls][c]).rjust(10) for c in cols]))
+            lines.append("  ".join([cls.ljust(width)] + [str(rows[cls][c]).rjust(w[c]) for c in cols]))
         total = Counter(o.status for o in self.outcomes)
-        lines.append("  ".join(["total".ljust(width)] + [str(total[c]).rjust(10) for c in cols]))
+        lines.append("  ".join(["total".ljust(width)] + [str(total[c]).rjust(w[c]) for c in cols]))
         for o in self.outcomes:
             if o.status in ("bad", "skipped"):
                 lines.append(f"{o.status}: {o.name}: {o.reason}")

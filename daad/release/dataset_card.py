@@ -320,7 +320,7 @@ def render_card(inp: CardInputs) -> str:
         rows=inp.rows,
         shards=f"{inp.shards} parquet shard{'' if inp.shards == 1 else 's'}",
         repo=inp.repo,
-        revision_arg=f', revision="v{inp.version}"',
+        revision_arg="" if inp.private_use is not None else f', revision="v{inp.version}"',  # a local folder has no revisions
         configs_table=md_table(
             ["config", "rows"],
             [[f"`{k}`", v] for k, v in inp.configs.items()]
@@ -343,4 +343,4 @@ def render_card(inp: CardInputs) -> str:
     # The notice goes right under the title, the first lines a reader sees (the YAML above it is for machines).
     title = text.index("\n# ", text.index("\n---", 4) + 4)
     end = text.index("\n", title + 1)
-    return text[:end] + "\n\n" + private_notice(inp.private_use, inp.rows) + "\n" + text[end:]
+    return text[:end] + "\n\n" + private_notice(inp.private_use, inp.rows) + text[end:]

@@ -458,7 +458,8 @@ class PublishResult:
         lines.append("configs:")
         lines += [f"  {k:<28} {v:>8} rows" for k, v in self.configs.items()]
         for r in self.leakage:
-            lines.append(f"leakage {r.dataset}: checked {r.checked} new samples against its cached hashes, {r.newly_marked} newly marked")
+            lines.append(f"leakage {r.dataset}: checked {r.checked} new sample{'' if r.checked == 1 else 's'} against its cached hashes, "
+                         f"{r.newly_marked} newly marked")
         lines += [f"note: {config_name(d)} is by origin only ({d}'s images were never hashed): run `daad leakage {d} PATH`"
                   for d in self.origin_only]
         if self.excluded:
@@ -470,7 +471,7 @@ class PublishResult:
         else:
             lines.append(f"changes since {c.previous}: +{len(c.added)} added, -{len(c.removed)} removed, "
                          f"{len(c.relabelled)} relabelled, {len(c.mask_changed)} mask changed, {len(c.license_changed)} licence changed")
-        if self.gated:
+        if self.gated and not self.local:
             lines.append(f"gated access on the Hub: {self.gated}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -730,7 +731,7 @@ def publish(
             CardInputs(
                 version=vstr,
                 date=date,
-                repo=repo_id,
+                repo=str(final) if local else repo_id,  # a local release is loaded from its folder, never from the Hub
                 yaml_header=_yaml_header(vstr, len(sel.records), list(licence_rows), config_folders, infos, gate, prompt),
                 rows=len(sel.records),
                 shards=len(shard_paths),
