@@ -731,7 +731,7 @@ def publish(
             CardInputs(
                 version=vstr,
                 date=date,
-                repo=str(final) if local else repo_id,  # a local release is loaded from its folder, never from the Hub
+                repo=str(final.resolve()) if local else repo_id,  # a local release is loaded from its folder, never from the Hub
                 yaml_header=_yaml_header(vstr, len(sel.records), list(licence_rows), config_folders, infos, gate, prompt),
                 rows=len(sel.records),
                 shards=len(shard_paths),
