@@ -691,6 +691,7 @@ def publish(
         groups[leak_set(rec)].append(rec)
     ordered = sorted(groups, key=lambda g: (len(g), sorted(g)))
     config_folders, empty_configs, warnings = _plan_configs(ordered, eval_sets)
+    warnings += [f"leakage check against {r.dataset} skipped an unreadable image: {e}" for r in fresh for e in r.errors]
 
     cards: dict[str, SourceCard | None] = {}
     origin_licenses: dict[str, Counter] = defaultdict(Counter)
