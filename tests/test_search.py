@@ -230,7 +230,8 @@ def test_openverse_collects_licensed_images_skips_the_rest_and_rerun_adds_nothin
                             endpoint=f"{b}/v1/images/", http_config=fast(), credentials=Credentials(), progress=False)
     by_name = {o.name.rsplit("/", 1)[-1]: o for o in report.outcomes}
     assert {n for n, o in by_name.items() if o.status == "added"} == {"good1.jpg", "good2.jpg", "ratelimited-good3.jpg", "flaky-good4.jpg", "good5.jpg"}
-    assert by_name["copy-of-good1.jpg"].status == "existing"  # same pixels: stored once
+    assert by_name["copy-of-good1.jpg"].status == "origin_added"  # same pixels: stored once, its URL kept as a second origin
+    assert len(catalog.get(by_name["copy-of-good1.jpg"].sample_id).origins) == 2
     assert "no derivatives" in by_name["nd.jpg"].reason and by_name["nd.jpg"].status == "skipped"
     assert "non-commercial" in by_name["nc.jpg"].reason
     assert by_name["truncated.jpg"].status == "bad" and "decode" in by_name["truncated.jpg"].reason

@@ -56,7 +56,8 @@ def ls(anomaly_class, source, origin, mask_status, leaks, representatives, as_js
             click.echo(json.dumps(store.describe(r), sort_keys=True))
         return
     if recs:
-        rows = [[r.id[:12], r.anomaly_class, r.mask_status, r.origin, f"{r.width}x{r.height}", r.origin_label] for r in recs]
+        shown = {r.id: r.origin + (f" (+{len(r.origins) - 1})" if len(r.origins) > 1 else "") for r in recs}  # +N: other origins
+        rows = [[r.id[:12], r.anomaly_class, r.mask_status, shown[r.id], f"{r.width}x{r.height}", r.origin_label] for r in recs]
         click.echo(format_table(None, rows, align="<<<<><"))
 
 
@@ -71,13 +72,25 @@ def info(sample_id: str) -> None:
     """
     from daad.core.catalog import Catalog
     from daad.core.media_store import MediaStore
+    from daad.core.record import origin_key
 
     catalog = Catalog()
     rec = catalog.get(sample_id)
     if rec is None:
         raise click.ClickException(f"no sample with id or unique prefix {sample_id!r}")
     click.echo(json.dumps(MediaStore(catalog.home).describe(rec), indent=2, sort_keys=True))
+    click.echo(f"origins ({len(rec.origins)}; * = the one it publishes under, licence {rec.license or 'unknown'}):")
+    gov = origin_key(rec.origin_fields())
+    for o in rec.origins:
+        mark = "*" if origin_key(o) == gov else " "
+        click.echo(f"  {mark} {o['origin']}  {o['source']}  {o.get('license') or 'unknown'}  {o.get('origin_ref', '')}"
+                   + (f"  ({o['attribution']})" if o.get("attribution") else ""))
     for ev in catalog.events(rec.id):
+        if ev["field"] == "origins":  # the lists are long: say which origin joined
+            before = {origin_key(o) for o in ev["old"] or []}
+            joined = [f"{o['origin']} {o.get('origin_ref', '')}" for o in ev["new"] or [] if origin_key(o) not in before]
+            click.echo(f"{ev['at']}  {ev['who']}: origins + {', '.join(joined) or '(edited)'}")
+            continue
         click.echo(f"{ev['at']}  {ev['who']}: {ev['field']} {ev['old']!r} -> {ev['new']!r}")
 
 

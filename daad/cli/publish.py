@@ -33,10 +33,11 @@ def _gate(value: str | None) -> str | None:
 @click.option("--private", is_flag=True, help="With --push: the Hub repo is private.")
 @click.option("--gated", type=_GATED, default=None, help="Hub access gate (default: what the sources' licences ask for).")
 @click.option("--card-repo", default=None, help="Repo id the card's examples load from (default: the --push repo, else <org>/daad).")
+@click.option("--local", is_flag=True, help="A release for private use: also images whose licence forbids redistribution or is unknown (never pushed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def publish_cmd(
     version: str, out_dir: str, previous: str | None, shard_size: str, repo_id: str | None, private: bool, gated: str | None,
-    card_repo: str | None, quiet: bool,
+    card_repo: str | None, local: bool, quiet: bool,
 ) -> None:
     """Write version X.Y.Z of DAAD as a script-free Hugging Face dataset folder.
 
@@ -44,8 +45,12 @@ def publish_cmd(
     Publishes representatives with a class, a ground-truth or annotated mask and a
     redistributable licence; configs `full` and `exclude_<dataset>` for every evaluation
     dataset the catalog knows; a card with counts, exclusions, licences and changelog.
+    Samples not yet checked against a hashed evaluation dataset are checked first.
+    --local also publishes what may not be redistributed, for use on this machine
+    (`daad synthesize --dataset OUT`); such a release is never pushed.
     Examples:
       daad publish --version 1.0.0 --out ~/daad-hub
+      daad publish --version 1.0.0 --out ~/daad-local --local
       daad publish --version 1.1.0 --out ~/daad-hub --push acme/daad --private
       daad publish --version 1.2.0 --out ~/daad-hub --card-repo acme/daad && daad push ~/daad-hub/v1.2.0 acme/daad
       python -c "from datasets import load_dataset; print(load_dataset('$HOME/daad-hub/v1.1.0', 'exclude_mvtec_ad'))"
@@ -53,10 +58,12 @@ def publish_cmd(
     from daad.core.catalog import Catalog
     from daad.release.publish import PublishError, publish
 
+    if local and repo_id:
+        raise click.ClickException("--local and --push exclude each other: a local release may hold images that must not be redistributed")
     try:
         result = publish(
             Catalog(), version, out_dir, previous=previous, shard_bytes=parse_size(shard_size),
-            repo_id=card_repo or repo_id or "<org>/daad", gated=_gate(gated), progress=not quiet,
+            repo_id=card_repo or repo_id or "<org>/daad", gated=_gate(gated), local=local, progress=not quiet,
         )
     except PublishError as exc:
         raise click.ClickException(str(exc)) from None

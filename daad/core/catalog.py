@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from daad.core.record import FIELDS, Record
+from daad.core.record import FIELDS, ORIGIN_FIELDS, Record, origin_key
 from daad.core.settings import daad_home
 
-_JSON_FIELDS = {"leaks", "tags", "meta"}
+_JSON_FIELDS = {"leaks", "tags", "meta", "origins"}
 
 # Each entry moves the schema from version i to i+1. Append only; never edit a released one.
 MIGRATIONS: list[list[str]] = [
@@ -80,6 +80,22 @@ MIGRATIONS: list[list[str]] = [
             phash TEXT NOT NULL,
             dhash TEXT NOT NULL,
             PRIMARY KEY (dataset, ref)
+        )""",
+    ],
+    [
+        # One image, several origins: every origin the same bytes came from, with its own
+        # licence, attribution and reference. Existing records get their one origin.
+        "ALTER TABLE samples ADD COLUMN origins TEXT NOT NULL DEFAULT '[]'",
+        """UPDATE samples SET origins = json_array(json_object(
+            'source', source, 'origin', origin, 'origin_label', origin_label,
+            'origin_ref', origin_ref, 'license', license, 'attribution', attribution))""",
+        # Which samples were checked against which evaluation dataset's cached hashes
+        # (fingerprint = that cache's), so publish checks only the samples not yet checked.
+        """CREATE TABLE leak_checks (
+            dataset TEXT NOT NULL,
+            sample_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            PRIMARY KEY (dataset, sample_id)
         )""",
     ],
 ]
@@ -206,12 +222,19 @@ class Catalog:
         representatives_only: bool = False,
         leaks: str | None = None,
     ) -> list[Record]:
-        """Records matching every given filter, in the order they were added."""
+        """Records matching every given filter, in the order they were added.
+
+        `origin` matches any of a record's origins (an MVTec AD image also collected as a
+        photo is found under both).
+        """
         where, args = [], []
-        for col, val in (("anomaly_class", anomaly_class), ("source", source), ("origin", origin), ("mask_status", mask_status)):
+        for col, val in (("anomaly_class", anomaly_class), ("source", source), ("mask_status", mask_status)):
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
+        if origin is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(samples.origins) WHERE json_extract(value, '$.origin') = ?)")
+            args.append(origin)
         if representatives_only:
             where.append("duplicate_of IS NULL")
         if leaks is not None:
@@ -224,7 +247,11 @@ class Catalog:
         return iter(self.find())
 
     def update(self, sample_id: str, who: str = "daad", **fields: Any) -> Record:
-        """Change fields of one sample and log each change (who, when, old, new) in `events`."""
+        """Change fields of one sample and log each change (who, when, old, new) in `events`.
+
+        Changing an origin field (say `license`) without passing `origins` changes it in
+        the governing origin's entry too, so `origins` never contradicts the record.
+        """
         bad = set(fields) - set(FIELDS) or ({"id"} & set(fields))
         if bad:
             raise ValueError(f"cannot update field(s) {sorted(bad)}")
@@ -233,6 +260,10 @@ class Catalog:
             if rec is None:
                 raise KeyError(f"no sample {sample_id}")
             old = rec.to_dict()
+            if "origins" not in fields and set(fields) & set(ORIGIN_FIELDS):
+                key = origin_key(rec.origin_fields())
+                fields["origins"] = [{**o, **{k: v for k, v in fields.items() if k in ORIGIN_FIELDS}} if origin_key(o) == key else o
+                                     for o in rec.origins]
             new = {**old, **fields, "updated_at": _now()}
             updated = Record(**new)  # validates classes, statuses, mask consistency
             changed = {k: v for k, v in fields.items() if old[k] != v}
@@ -301,3 +332,15 @@ class Catalog:
 
     def eval_datasets(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT dataset FROM eval_hashes ORDER BY dataset")]
+
+    # -- which samples were checked against an evaluation dataset's cached hashes --------
+    def leak_checked(self, dataset: str, fingerprint: str) -> set[str]:
+        """Ids of the samples already checked against `dataset`'s hashes of this fingerprint."""
+        rows = self._db.execute("SELECT sample_id FROM leak_checks WHERE dataset = ? AND fingerprint = ?", (dataset, fingerprint))
+        return {r[0] for r in rows}
+
+    def mark_leak_checked(self, dataset: str, fingerprint: str, sample_ids: Iterable[str]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO leak_checks (dataset, sample_id, fingerprint) VALUES (?, ?, ?)",
+            ((dataset, sid, fingerprint) for sid in sample_ids),
+        )

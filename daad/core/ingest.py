@@ -4,6 +4,12 @@ Collectors are readers: they yield `Item`s (or `Skip`s for things they recognise
 must not collect). `ingest` normalises, stores and catalogs each item, one at a time
 and each in its own transaction, so an interrupted run keeps everything finished so
 far and a re-run only does what is left. Bad items are reported and skipped.
+
+Bytes that are already stored (the same normalised image) arriving from another origin
+(an MVTec AD image first collected as a web photo, then by `collect dataset mvtec_ad`)
+add that origin to the record instead of being dropped: the record then publishes under
+its governing origin (`daad.core.record.governing_origin`), so the dataset's licence and
+name win over the copy's. An unassigned class or a missing mask is taken from the item.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from daad.core.errors import BadItemError
 from daad.core.text_table import format_table
 from daad.core.images import ImageSource, load_image, load_mask
 from daad.core.media_store import MediaStore
-from daad.core.record import Record
+from daad.core.record import Record, origin_key, origins_update
 
 
 # A mask, or a function that reads one when the item is ingested: adapters whose publishers
@@ -63,7 +69,7 @@ class Skip:
 @dataclass
 class Outcome:
     name: str
-    status: str  # added | existing | mask_added | skipped | bad
+    status: str  # added | existing | mask_added | origin_added | skipped | bad
     sample_id: str | None = None
     reason: str = ""
     anomaly_class: str = ""
@@ -102,6 +108,8 @@ class CollectReport:
     def summary(self) -> str:
         """A table (class x outcome) followed by one line per bad or skipped item."""
         cols = ["added", "existing", "mask_added", "skipped", "bad"]
+        if self.count("origin_added"):  # shown only when it happened, so the usual table stays as it was
+            cols.insert(3, "origin_added")
         rows = self.by_class()
         total = Counter(o.status for o in self.outcomes)
         table = [[cls, *(rows[cls][c] for c in cols)] for cls in sorted(rows)] + [["total", *(total[c] for c in cols)]]
@@ -125,10 +133,7 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
     mask_sha = store.put_mask(mask, im.size) if mask is not None else None
     existing = catalog.get(sample_id) if sample_id in catalog else None
     if existing is not None:
-        if existing.mask_sha is None and mask_sha is not None:
-            catalog.update(sample_id, who=f"collect:{item.origin}", mask_sha=mask_sha, mask_status=item.mask_status)
-            return Outcome(item.name, "mask_added", sample_id, anomaly_class=existing.anomaly_class)
-        return Outcome(item.name, "existing", sample_id, anomaly_class=existing.anomaly_class)
+        return _merge(existing, item, mask_sha, catalog)
     rec = Record(
         id=sample_id,
         width=im.width,
@@ -146,6 +151,35 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
     )
     status = "added" if catalog.add(rec) else "existing"  # another process may have won the race
     return Outcome(item.name, status, sample_id, anomaly_class=rec.anomaly_class)
+
+
+def _item_origin(item: Item) -> dict[str, str]:
+    return {
+        "source": item.source, "origin": item.origin, "origin_label": item.origin_label,
+        "origin_ref": item.origin_ref or item.name, "license": item.license, "attribution": item.attribution,
+    }
+
+
+def _merge(existing: Record, item: Item, mask_sha: str | None, catalog: Catalog) -> Outcome:
+    """Stored bytes seen again: add the item's origin, and a mask or class the record lacks."""
+    changes: dict[str, Any] = {}
+    new = _item_origin(item)
+    if origin_key(new) not in {origin_key(o) for o in existing.origins}:
+        changes.update(origins_update([*existing.origins, new]))
+    if existing.mask_sha is None and mask_sha is not None:
+        changes.update(mask_sha=mask_sha, mask_status=item.mask_status)
+    if existing.anomaly_class == taxonomy.UNASSIGNED and item.anomaly_class != taxonomy.UNASSIGNED:
+        changes["anomaly_class"] = item.anomaly_class
+    if not changes:
+        return Outcome(item.name, "existing", existing.id, anomaly_class=existing.anomaly_class)
+    with catalog.transaction():  # re-read inside: another process may have added the same origin meanwhile
+        current = catalog.get(existing.id)
+        assert current is not None
+        if current.to_dict() != existing.to_dict():
+            return _merge(current, item, mask_sha, catalog)
+        rec = catalog.update(existing.id, who=f"collect:{item.origin}", **changes)
+    status = "mask_added" if "mask_sha" in changes else ("origin_added" if "origins" in changes else "existing")
+    return Outcome(item.name, status, rec.id, anomaly_class=rec.anomaly_class)
 
 
 def ingest(

@@ -94,3 +94,35 @@ def collectable(license_id: str, allow_noncommercial: bool = False) -> tuple[boo
     if info(license_id).noncommercial and not allow_noncommercial:
         return False, "non-commercial licence (pass --allow-nc to collect it)"
     return True, ""
+
+
+_NO_CREDIT = {"CC0-1.0", "PDM-1.0"}
+
+
+def restrictiveness(license_id: str) -> tuple[int, int, int, int, int, int]:
+    """How much a licence forbids, as a sort key: larger is more restrictive.
+
+    "Most restrictive" compares, in this order, what a licence takes away from DAAD's
+    users: being understood at all (an unknown or empty licence allows nothing, so it is
+    the most restrictive), redistribution (publisher's terms such as `terms:magnetic_tile`
+    allow research use only), derivatives (ND), commercial use (NC), the share-alike duty
+    (SA), then the duty to credit. So, from least to most restrictive:
+    CC0 / PDM < MIT / BSD / CC-BY ... < CC-BY-SA < CC-BY-NC < CC-BY-NC-SA < CC-BY-ND
+    < CC-BY-NC-ND < terms:<publisher> < unknown. Licence versions do not count (CC-BY-2.0
+    ties CC-BY-4.0).
+    """
+    li = info(license_id)
+    known = bool(li.id) and (li.redistributable or li.id.startswith("terms:"))
+    return (int(not known), int(not li.redistributable), int(not li.derivatives), int(li.noncommercial), int("-SA" in li.id.upper()),
+            int(li.id.upper() not in _NO_CREDIT))
+
+
+def strictest(license_ids: list[str]) -> int:
+    """Index of the most restrictive licence in `license_ids` (the first one on a tie).
+
+    Raises ValueError on an empty list. Which licences compete is the caller's rule (see
+    `daad.core.record.governing_origin`: a dataset's own licence beats a re-hosted copy's).
+    """
+    if not license_ids:
+        raise ValueError("no licence to choose from")
+    return max(range(len(license_ids)), key=lambda i: (restrictiveness(license_ids[i]), -i))

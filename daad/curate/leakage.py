@@ -11,6 +11,12 @@ the dataset folder (every image's relative path, size and mtime, and the hash ve
 kept as state `eval_hashes:<name>`; a changed folder is hashed again, an unchanged one
 is not read at all. Marking only adds: a name is never removed from `leaks` here, since
 a curator may have added it by hand (the event log shows who did what).
+
+A sample's own leak is any of its dataset origins (a record keeps every origin its bytes
+came from). Every sample checked against a dataset's cached hashes is recorded with that
+cache's fingerprint (`leak_checks`), so `refresh_leakage` (run by every publish) checks
+exactly the samples collected since, and those of a re-hashed dataset, against the cache
+without reading the dataset folder again: an `exclude_<x>` config is never stale.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Union
 
 from daad.curate import hashing
 from daad.core.catalog import Catalog
-from daad.curate.dedupe import DEFAULT_K, catalog_hashes
+from daad.curate.dedupe import DEFAULT_K, CatalogHashes, catalog_hashes
 from daad.core.media_store import MediaStore
 from daad.curate.near_duplicates import get_searcher
 
@@ -93,6 +99,45 @@ def eval_hashes(
     return rows, False, h.errors
 
 
+def _nearest(h: CatalogHashes, rows: list[tuple[str, str, str]], k: int, method: str) -> dict[int, tuple[int, int]]:
+    """{index into h.records: (distance, index into rows)} of the nearest evaluation image within k."""
+    ep = hashing.hex_array(r[1] for r in rows)
+    ed = hashing.hex_array(r[2] for r in rows)
+    if h.phash_variants is not None and h.dhash_variants is not None:
+        q, j, dist = get_searcher(method).cross_pairs(h.phash_variants.reshape(-1), h.dhash_variants.reshape(-1), ep, ed, k)
+        i = q // 8
+    else:
+        i, j, dist = get_searcher(method).cross_pairs(h.phash, h.dhash, ep, ed, k)
+    nearest: dict[int, tuple[int, int]] = {}
+    for a, b, d in zip(i.tolist(), j.tolist(), dist.tolist()):
+        if a not in nearest or d < nearest[a][0]:
+            nearest[a] = (d, b)
+    return nearest
+
+
+def _mark(
+    name: str, rows: list[tuple[str, str, str]], h: CatalogHashes, k: int, method: str, catalog: Catalog, who: str, fingerprint: str
+) -> tuple[list[LeakMatch], int, int]:
+    """Add `name` to `leaks` of h's records from it or within k of `rows`; record them as checked.
+
+    Returns (matches from other origins, samples from it, samples newly marked).
+    """
+    nearest = _nearest(h, rows, k, method) if rows and h.records else {}
+    matches, by_origin, newly = [], 0, 0
+    with catalog.transaction():
+        for idx, rec in enumerate(h.records):
+            own = name in rec.dataset_origins
+            by_origin += own
+            if idx in nearest and not own:
+                d, b = nearest[idx]
+                matches.append(LeakMatch(rec.id, rec.origin, rec.origin_ref, rows[b][0], d))
+            if (own or idx in nearest) and name not in rec.leaks:
+                catalog.update(rec.id, who=who, leaks=sorted([*rec.leaks, name]))
+                newly += 1
+        catalog.mark_leak_checked(name, fingerprint, (r.id for r in h.records))
+    return matches, by_origin, newly
+
+
 def mark_leakage(
     name: str,
     root: Union[str, Path],
@@ -116,31 +161,49 @@ def mark_leakage(
     catalog = Catalog() if catalog is None else catalog
     store = MediaStore(catalog.home) if store is None else store
     rows, cached, eval_errors = eval_hashes(name, root, catalog, progress)
+    key = f"eval_hashes:{name}"
+    state = catalog.get_state(key) or {}
+    if state.get("k") != k:
+        catalog.set_state(key, {**state, "k": k})  # what a later refresh_leakage matches with
     h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who)
-    recs = h.records
-    ep = hashing.hex_array(r[1] for r in rows)
-    ed = hashing.hex_array(r[2] for r in rows)
-    if h.phash_variants is not None:
-        q, j, dist = get_searcher(method).cross_pairs(h.phash_variants.reshape(-1), h.dhash_variants.reshape(-1), ep, ed, k)
-        i = q // 8
-    else:
-        i, j, dist = get_searcher(method).cross_pairs(h.phash, h.dhash, ep, ed, k)
-    nearest: dict[int, tuple[int, int]] = {}
-    for a, b, d in zip(i.tolist(), j.tolist(), dist.tolist()):
-        if a not in nearest or d < nearest[a][0]:
-            nearest[a] = (d, b)
-    matches, by_origin, newly = [], 0, 0
-    with catalog.transaction():
-        for idx, rec in enumerate(recs):
-            own = rec.origin == name
-            by_origin += own
-            if idx in nearest and not own:
-                d, b = nearest[idx]
-                matches.append(LeakMatch(rec.id, rec.origin, rec.origin_ref, rows[b][0], d))
-            if (own or idx in nearest) and name not in rec.leaks:
-                catalog.update(rec.id, who=who, leaks=sorted([*rec.leaks, name]))
-                newly += 1
-    return LeakageReport(name, len(rows), cached, len(recs), by_origin, matches, newly, k, eval_errors + h.errors)
+    matches, by_origin, newly = _mark(name, rows, h, k, method, catalog, who, state.get("fingerprint", ""))
+    return LeakageReport(name, len(rows), cached, len(h.records), by_origin, matches, newly, k, eval_errors + h.errors)
 
 
-__all__ = ["HASH_VERSION", "LeakMatch", "LeakageReport", "eval_hashes", "mark_leakage"]
+@dataclass
+class RefreshReport:
+    """What `refresh_leakage` did for one evaluation dataset with cached hashes."""
+
+    dataset: str
+    checked: int  # samples not checked against this cache before
+    matches: list[LeakMatch]
+    newly_marked: int
+    errors: list[str] = field(default_factory=list)
+
+
+def refresh_leakage(
+    catalog: Catalog, store: MediaStore | None = None, method: str = "mih", progress: bool = True, who: str = "leakage:publish"
+) -> list[RefreshReport]:
+    """Check every sample not yet checked against each hashed evaluation dataset's cache.
+
+    Uses the cached hashes only (the datasets' folders are not needed) and the k of the
+    dataset's last `mark_leakage` (DEFAULT_K before one recorded it); samples not hashed
+    yet are hashed now. Datasets never hashed are not checked here: their leaks are by
+    origin only (see `daad.release.publish`).
+    """
+    store = MediaStore(catalog.home) if store is None else store
+    reports = []
+    for name in catalog.eval_datasets():
+        state = catalog.get_state(f"eval_hashes:{name}") or {}
+        fp = state.get("fingerprint", "")
+        done = catalog.leak_checked(name, fp)
+        todo = [r for r in catalog.find() if r.id not in done]  # re-read: the last dataset may have stored hashes
+        if not todo:
+            continue
+        h = catalog_hashes(catalog, store, records=todo, progress=progress, who=who)
+        matches, _, newly = _mark(name, catalog.eval_hashes(name), h, int(state.get("k", DEFAULT_K)), method, catalog, who, fp)
+        reports.append(RefreshReport(name, len(h.records), matches, newly, h.errors))
+    return reports
+
+
+__all__ = ["HASH_VERSION", "LeakMatch", "LeakageReport", "RefreshReport", "eval_hashes", "mark_leakage", "refresh_leakage"]

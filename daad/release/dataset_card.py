@@ -169,6 +169,40 @@ class CardInputs:
     changelog: str
     gate_prompt: str = ""
     omitted_configs: list[str] = field(default_factory=list)  # exclude configs with no row left
+    origin_only: list[str] = field(default_factory=list)  # evaluation datasets never hashed: excluded by origin only
+    private_use: Counter | None = None  # local release: (origin, licence, why not redistributable) -> rows; None if public
+
+
+PRIVATE_USE_LINE = "**For private use only: do not redistribute this dataset or upload it anywhere.**"
+
+
+def private_notice(private_use: Counter, rows: int) -> str:
+    """The lines a local release's card starts with: private use, and what may not be redistributed and why."""
+    n = sum(private_use.values())
+    lines = [
+        PRIVATE_USE_LINE,
+        "",
+        f"This is a local release (`daad publish --local`): {n} of its {rows} samples are under licences that do not",
+        "allow redistribution, or have no licence daad understands. It is for research on your own machine",
+        "(`daad synthesize --dataset <this folder>`, `load_dataset(<this folder>, ...)`); `daad push` refuses it.",
+        "",
+        md_table(
+            ["origin", "licence", "why it may not be redistributed", "samples"],
+            [[f"`{o}`", lic or "unknown", why, c] for (o, lic, why), c in sorted(private_use.items())],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def origin_only_note(datasets: list[str]) -> str:
+    """Why some `exclude_` configs may still hold copies of their dataset, and the fix."""
+    if not datasets:
+        return ""
+    names = ", ".join(f"`{d}`" for d in datasets)
+    fixes = "; ".join(f"`daad leakage {d} PATH`" for d in datasets)
+    return (f"Excluded **by origin only**: {names}. These datasets' images were never hashed, so a copy of one of "
+            "their images collected from another origin (web search returns dataset images) is not excluded. "
+            f"Fix: {fixes} (PATH = the dataset's folder), then publish again.")
 
 
 def _class_source_table(cs: Counter) -> str:
@@ -228,19 +262,20 @@ def render_card(inp: CardInputs) -> str:
     sections, citations = _source_sections(inp)
     excluded_total = sum(inp.exclusions.values())
     gate = f"\n\nAccess is gated: {inp.gate_prompt}" if inp.gate_prompt else ""
-    return template.substitute(
+    note = origin_only_note(inp.origin_only)
+    text = template.substitute(
         yaml=inp.yaml_header.rstrip("\n"),
         version=inp.version,
         date=inp.date,
         rows=inp.rows,
         shards=f"{inp.shards} parquet shard{'' if inp.shards == 1 else 's'}",
         repo=inp.repo,
-        revision_arg=f', revision="v{inp.version}"',
+        revision_arg="" if inp.private_use is not None else f', revision="v{inp.version}"',  # a local folder has no revisions
         configs_table=md_table(
             ["config", "rows"],
             [[f"`{k}`", v] for k, v in inp.configs.items()]
             + [[f"`{k}`", "not written: every published sample leaks this dataset"] for k in inp.omitted_configs],
-        ),
+        ) + (f"\n\n{note}" if note else ""),
         class_list=", ".join(f"`{c}`" for c in taxonomy.CLASSES) + " (ClassLabel, in this order)",
         class_source_table=_class_source_table(inp.class_source),
         exclusions=(
@@ -253,3 +288,9 @@ def render_card(inp: CardInputs) -> str:
         changelog=inp.changelog,
         source_citations=citations,
     )
+    if inp.private_use is None:
+        return text
+    # The notice goes right under the title, the first lines a reader sees (the YAML above it is for machines).
+    title = text.index("\n# ", text.index("\n---", 4) + 4)
+    end = text.index("\n", title + 1)
+    return text[:end] + "\n\n" + private_notice(inp.private_use, inp.rows) + text[end:]

@@ -13,6 +13,9 @@ that already exists is never moved: the push stops before uploading anything.
 The token comes from where `huggingface_hub` always looks (HF_TOKEN, the saved login)
 unless one is passed; it is never printed or logged by daad. `HF_ENDPOINT` points the
 client at another Hub (a team's mirror, or the tests' local server).
+
+A local release (manifest `"redistributable": false`, written by `daad publish --local`)
+holds images whose licences forbid redistribution: it is refused before any request.
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ def push_version(
 
     folder = Path(folder)
     manifest = load_manifest(folder / "manifest.json")
+    if manifest.get("redistributable", True) is False:
+        raise PublishError(f"{folder} is a local release for private use only (it holds images whose licence forbids "
+                           "redistribution; see its README.md): it cannot be pushed; publish without --local to push")
     if not (folder / "README.md").is_file():
         raise PublishError(f"{folder}: no README.md; push a folder written by `daad publish`")
     tag = version_name(str(manifest["version"]))

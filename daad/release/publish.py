@@ -19,6 +19,18 @@ leaks: its origin when it comes from one, plus its `leaks`), one folder per grou
 No image is stored twice. `datasets` cannot load a config with no rows, so when every
 published row leaks x, `exclude_<x>` is left out and the card and manifest say so.
 
+Local releases (`local=True`, `daad publish --local`) have the same shape and also hold
+images whose licence forbids redistribution or is unknown (still never one without a
+class or a reviewed mask, never a near-duplicate): `datasets` and `daad synthesize` read
+them like any release, the card says in its first lines that they are for private use
+only and lists what may not be redistributed and why, and the manifest says
+`"redistributable": false`, which `daad push` refuses. A public release is unchanged.
+
+Leakage is refreshed first (`daad.curate.leakage.refresh_leakage`): every sample not yet
+checked against a hashed evaluation dataset's cache is checked now. An evaluation dataset
+that was never hashed is excluded by origin only; the card and the summary say so and
+name `daad leakage NAME PATH` as the fix.
+
 A version folder is written under a temporary name and renamed into place at the end,
 so a killed publish leaves no half version; an existing version is never overwritten.
 Rows keep catalog order (oldest first), so new samples mostly land in the last shard of
@@ -58,6 +70,7 @@ from daad.release.format import (
 )
 from daad.core.media_store import MediaStore
 from daad.core.record import Record
+from daad.curate.leakage import RefreshReport, refresh_leakage
 
 DEFAULT_SHARD_BYTES = 500 * 1000 * 1000  # the Hub's recommendation for parquet shards
 ROWS_PER_ROW_GROUP = 100  # what `datasets` uses for image datasets: the viewer pages by row group
@@ -87,10 +100,11 @@ class Selection:
     records: list[Record]
     excluded: Counter = field(default_factory=Counter)  # reason -> count
     excluded_ids: dict[str, str] = field(default_factory=dict)  # id -> reason
+    private_use: Counter = field(default_factory=Counter)  # local: (origin, licence, why not redistributable) -> rows
 
 
-def exclusion_reason(rec: Record, store: MediaStore) -> str:
-    """Why `rec` cannot be published, or "" when it can."""
+def exclusion_reason(rec: Record, store: MediaStore, local: bool = False) -> str:
+    """Why `rec` cannot be published, or "" when it can (`local`: whatever its licence)."""
     if rec.duplicate_of is not None:
         return R_DUPLICATE
     if rec.anomaly_class == taxonomy.UNASSIGNED:
@@ -98,29 +112,31 @@ def exclusion_reason(rec: Record, store: MediaStore) -> str:
     if rec.mask_status not in (taxonomy.GROUND_TRUTH, taxonomy.ANNOTATED):
         return R_MASK_MISSING if rec.mask_status == taxonomy.MISSING else R_MASK_PROPOSED
     ok, why = licenses.publishable(rec.license)
-    if not ok:
+    if not ok and not local:
         return f"licence not redistributable: {why}"
     if not store.image_path(rec.id).is_file() or not rec.mask_sha or not store.mask_path(rec.mask_sha).is_file():
         return R_MEDIA
     return ""
 
 
-def select(records: Iterable[Record], store: MediaStore) -> Selection:
+def select(records: Iterable[Record], store: MediaStore, local: bool = False) -> Selection:
     sel = Selection(records=[])
     for rec in records:
-        why = exclusion_reason(rec, store)
+        why = exclusion_reason(rec, store, local)
         if why:
             sel.excluded[why] += 1
             sel.excluded_ids[rec.id] = why
-        else:
-            sel.records.append(rec)
+            continue
+        sel.records.append(rec)
+        ok, restriction = licenses.publishable(rec.license)
+        if not ok:
+            sel.private_use[(rec.origin, licenses.normalize(rec.license), restriction)] += 1
     return sel
 
 
 def leak_set(rec: Record) -> frozenset[str]:
-    """The evaluation datasets a row leaks: its origin when it is one, plus its `leaks`."""
-    own = {rec.origin} if rec.source == taxonomy.EXISTING_DATASET else set()
-    return frozenset(own | set(rec.leaks))
+    """The evaluation datasets a row leaks: each of its dataset origins, plus its `leaks`."""
+    return frozenset(set(rec.dataset_origins) | set(rec.leaks))
 
 
 def known_eval_datasets(records: Iterable[Record], catalog: Catalog | None = None) -> list[str]:
@@ -373,13 +389,26 @@ class PublishResult:
     gated: str  # "", "auto" or "manual"
     bytes_written: int
     warnings: list[str] = field(default_factory=list)
+    local: bool = False
+    private_use: Counter = field(default_factory=Counter)  # local: (origin, licence, why) -> rows
+    origin_only: list[str] = field(default_factory=list)  # evaluation datasets never hashed
+    leakage: list[RefreshReport] = field(default_factory=list)  # what the leakage refresh checked
 
     def summary(self) -> str:
         """What `daad publish` prints: configs, exclusions, changes."""
         lines = [f"published {version_name(self.version)} -> {self.path} ({self.rows} samples, {len(self.shards)} shard{'' if len(self.shards) == 1 else 's'}, "
                  f"{self.bytes_written / 1e6:.1f} MB)"]
+        if self.local:
+            lines.append(f"local release, for private use only: {sum(self.private_use.values())} samples may not be "
+                         "redistributed (`daad push` refuses it)")
+            lines += [f"  {v:>8}  {o} ({lic or 'unknown'}): {why}" for (o, lic, why), v in sorted(self.private_use.items())]
         lines.append("configs:")
         lines += [f"  {k:<28} {v:>8} rows" for k, v in self.configs.items()]
+        for r in self.leakage:
+            lines.append(f"leakage {r.dataset}: checked {r.checked} new sample{'' if r.checked == 1 else 's'} against its cached hashes, "
+                         f"{r.newly_marked} newly marked")
+        lines += [f"note: {config_name(d)} is by origin only ({d}'s images were never hashed): run `daad leakage {d} PATH`"
+                  for d in self.origin_only]
         if self.excluded:
             lines.append(f"left out: {sum(self.excluded.values())}")
             lines += [f"  {v:>8}  {k}" for k, v in self.excluded.most_common()]
@@ -389,7 +418,7 @@ class PublishResult:
         else:
             lines.append(f"changes since {c.previous}: +{len(c.added)} added, -{len(c.removed)} removed, "
                          f"{len(c.relabelled)} relabelled, {len(c.mask_changed)} mask changed, {len(c.license_changed)} licence changed")
-        if self.gated:
+        if self.gated and not self.local:
             lines.append(f"gated access on the Hub: {self.gated}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -500,9 +529,13 @@ def _write_groups(
     return shard_paths, sizes
 
 
-def _manifest(version: str, records: list[Record], gate: str, eval_sets: list[str], config_folders: dict[str, list[str]], empty: list[str]) -> dict[str, Any]:
+def _manifest(
+    version: str, records: list[Record], gate: str, eval_sets: list[str], config_folders: dict[str, list[str]], empty: list[str],
+    local: bool = False,
+) -> dict[str, Any]:
     return build_manifest(
         version, datetime.now(timezone.utc).isoformat(timespec="seconds"), gate, eval_sets, config_folders, empty,
+        redistributable=not local,
         samples={
             rec.id: {
                 "content": content_hash(rec.id, rec.mask_sha),
@@ -542,6 +575,7 @@ def publish(
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     repo_id: str = "<org>/daad",
     gated: str | None = None,
+    local: bool = False,
     progress: bool = True,
 ) -> PublishResult:
     """Write version `version` of the catalog to `out_dir/vX.Y.Z` (see the module docstring).
@@ -558,6 +592,8 @@ def publish(
         repo_id: the Hub repo named in the card's loading examples.
         gated: force the Hub access gate ("auto", "manual", or "" for none); None decides
             from source cards and licences (see `daad.release.dataset_card.gating`).
+        local: a local release for private use: also images whose licence forbids
+            redistribution or is unknown; marked `redistributable: false`.
         progress: show a progress bar.
     Returns:
         PublishResult with the folder written and the numbers in its card.
@@ -582,17 +618,21 @@ def publish(
     old_history = older[-1] / "CHANGELOG.md" if older and not previous else None
     old_changelog = old_history.read_text(encoding="utf-8") if old_history and old_history.is_file() else ""
 
+    fresh = refresh_leakage(catalog, store, progress=progress)
     all_records = catalog.find()
-    sel = select(all_records, store)
+    sel = select(all_records, store, local)
     if not sel.records:
         raise PublishError(f"nothing to publish: none of the {len(all_records)} catalog samples is publishable "
                            f"({', '.join(f'{k}: {v}' for k, v in sel.excluded.most_common()) or 'empty catalog'})")
     eval_sets = known_eval_datasets(all_records, catalog)
+    hashed = set(catalog.eval_datasets())
+    origin_only = [d for d in eval_sets if d not in hashed]
     groups: dict[frozenset[str], list[Record]] = defaultdict(list)
     for rec in sel.records:
         groups[leak_set(rec)].append(rec)
     ordered = sorted(groups, key=lambda g: (len(g), sorted(g)))
     config_folders, empty_configs, warnings = _plan_configs(ordered, eval_sets)
+    warnings += [f"leakage check against {r.dataset} skipped an unreadable image: {e}" for r in fresh for e in r.errors]
 
     cards: dict[str, SourceCard | None] = {}
     origin_licenses: dict[str, Counter] = defaultdict(Counter)
@@ -622,7 +662,7 @@ def publish(
             name: {k: sum(sizes[f][k] for f in folders) for k in ("num_bytes", "download_size", "rows")}
             for name, folders in config_folders.items()
         }
-        manifest = _manifest(vstr, sel.records, gate, eval_sets, config_folders, empty_configs)
+        manifest = _manifest(vstr, sel.records, gate, eval_sets, config_folders, empty_configs, local)
         changelog = diff_manifests(old_manifest, manifest)
         warnings += _bump_warning(old_manifest, vt, changelog)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -633,7 +673,7 @@ def publish(
             CardInputs(
                 version=vstr,
                 date=date,
-                repo=repo_id,
+                repo=str(final.resolve()) if local else repo_id,  # a local release is loaded from its folder, never from the Hub
                 yaml_header=_yaml_header(vstr, len(sel.records), list(licence_rows), config_folders, infos, gate, prompt),
                 rows=len(sel.records),
                 shards=len(shard_paths),
@@ -646,6 +686,8 @@ def publish(
                 changelog=section,
                 gate_prompt=prompt if gate else "",
                 omitted_configs=empty_configs,
+                origin_only=origin_only,
+                private_use=sel.private_use if local else None,
             )
         )
         (tmp / "README.md").write_text(card, encoding="utf-8")
@@ -675,4 +717,8 @@ def publish(
         gated=gate,
         bytes_written=sum(v["download_size"] for v in sizes.values()),
         warnings=warnings,
+        local=local,
+        private_use=sel.private_use,
+        origin_only=origin_only,
+        leakage=fresh,
     )
