@@ -163,7 +163,7 @@ def test_plugin_operators_write_catalog_and_sample(loaded, catalog):
     ds, _ = loaded
     review.enable_plugin()
     uris = {op.uri for op in foo.list_operators()}
-    assert {"@daad/curate/review/set_anomaly_class", "@daad/curate/review/accept_mask", "@daad/curate/review/reject_mask"} <= uris
+    assert {"@daad/review/set_anomaly_class", "@daad/review/accept_mask", "@daad/review/reject_mask"} <= uris
     unassigned = ds.load_saved_view("unassigned")
     with_mask = unassigned.exists("mask").first()
     no_mask = unassigned.exists("mask", False).first()
@@ -171,7 +171,7 @@ def test_plugin_operators_write_catalog_and_sample(loaded, catalog):
 
     # Set the class of two selected samples.
     result = foo.execute_operator(
-        "@daad/curate/review/set_anomaly_class", dataset=ds, selected=[with_mask.id, no_mask.id], params={"anomaly_class": "hole"}
+        "@daad/review/set_anomaly_class", dataset=ds, selected=[with_mask.id, no_mask.id], params={"anomaly_class": "hole"}
     )
     assert sorted(result.result["changed"]) == sorted([with_mask["daad_id"], no_mask["daad_id"]])
     assert catalog.get(with_mask["daad_id"]).anomaly_class == "hole"
@@ -183,7 +183,7 @@ def test_plugin_operators_write_catalog_and_sample(loaded, catalog):
 
     # Accept a mask; accepting where there is none is an error naming the sample, the rest goes on.
     catalog.update(with_mask["daad_id"], who="test", mask_status="proposed")
-    result = foo.execute_operator("@daad/curate/review/accept_mask", dataset=ds, selected=[with_mask.id, no_mask.id])
+    result = foo.execute_operator("@daad/review/accept_mask", dataset=ds, selected=[with_mask.id, no_mask.id])
     assert result.result["changed"] == [with_mask["daad_id"]]
     assert len(result.result["errors"]) == 1 and no_mask["daad_id"][:12] in result.result["errors"][0]
     assert catalog.get(with_mask["daad_id"]).mask_status == "annotated"
@@ -193,7 +193,7 @@ def test_plugin_operators_write_catalog_and_sample(loaded, catalog):
 
     # Reject a mask: back to missing, the mask unlinked (its hash kept in the event log).
     old_sha = catalog.get(crack["daad_id"]).mask_sha
-    foo.execute_operator("@daad/curate/review/reject_mask", dataset=ds, current_sample=crack.id)  # the sample open in the modal
+    foo.execute_operator("@daad/review/reject_mask", dataset=ds, current_sample=crack.id)  # the sample open in the modal
     rec = catalog.get(crack["daad_id"])
     assert (rec.mask_status, rec.mask_sha) == ("missing", None)
     assert {(e["field"], e["old"]) for e in catalog.events(rec.id)} >= {("mask_sha", old_sha)}
@@ -203,7 +203,7 @@ def test_plugin_operators_write_catalog_and_sample(loaded, catalog):
 
     # Nothing selected: the operator refuses rather than touching the whole dataset.
     with pytest.raises(foo.executor.ExecutionError, match="select samples"):
-        foo.execute_operator("@daad/curate/review/reject_mask", dataset=ds, selected=[])
+        foo.execute_operator("@daad/review/reject_mask", dataset=ds, selected=[])
     assert sum(r.mask_status == "missing" for r in catalog) == 2
 
 
@@ -324,7 +324,7 @@ def test_app_in_headless_chromium(loaded, catalog, artifacts):
         assert media.status_code == 200 and media.content == Path(first.filepath).read_bytes()
         # ... and daad's operators, loaded in the App's server process.
         ops = requests.post(f"{base}/operators", json={"dataset_name": ds.name}, timeout=30).json()
-        assert {"@daad/curate/review/set_anomaly_class", "@daad/curate/review/accept_mask", "@daad/curate/review/reject_mask"} <= {
+        assert {"@daad/review/set_anomaly_class", "@daad/review/accept_mask", "@daad/review/reject_mask"} <= {
             o["uri"] for o in ops["operators"]
         }, ops["errors"]
 
@@ -344,7 +344,7 @@ def test_app_in_headless_chromium(loaded, catalog, artifacts):
         target = ds.load_saved_view("unassigned").first()
         r = requests.post(
             f"{base}/operators/execute",
-            json={"dataset_name": ds.name, "operator_uri": "@daad/curate/review/set_anomaly_class",
+            json={"dataset_name": ds.name, "operator_uri": "@daad/review/set_anomaly_class",
                   "params": {"anomaly_class": "scratch"}, "selected": [target.id], "view": []},
             timeout=60,
         )
