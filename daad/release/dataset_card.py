@@ -8,7 +8,7 @@ from the rows that were actually written.
 Per-source cards live in `cards/sources/<key>.md` (key = the origin up to a `:`, so every
 `photos:<name>` origin shares `photos.md`); their front matter is the source registry
 (`daad.core.sources`). Read here: `title` (heading of the source's section), `homepage`
-(fallback `url` of its rows), `bibtex` (or `citation`: the card's citation section),
+(fallback `url` of its rows), `citation` (one-line reference) and `bibtex` (the card's citation section),
 `gated` / `gate_prompt` (the source's terms ask users to agree); the Markdown body's
 user-facing sections are copied into the card. A source without a card gets a section
 built from its rows' licences and attributions.
@@ -48,6 +48,7 @@ class SourceCard:
     citation: str = ""
     gated: str = ""
     gate_prompt: str = ""
+    bibtex: str = ""
 
 
 def load_source_card(origin: str) -> SourceCard | None:
@@ -67,11 +68,9 @@ def _card(src: Source) -> SourceCard:
     first, _, rest = body.partition("\n")
     if first.startswith("# "):  # a leading H1 is the source's title
         title, body = title or first[2:].strip(), rest.strip()
-    if src.citation and src.bibtex:  # the one-line reference, where the source's terms are read
-        body += f"\n\n## Citation\n\n{src.citation}" + (f" (`{src.citation_key}`)" if src.citation_key else "")
     # The body sits under a level-3 heading in the dataset card: push its own headings below it.
     body = _demote_headings(_user_facing(body))
-    return SourceCard(key=src.name, title=title, body=body, url=src.homepage, citation=src.bibtex or src.citation,
+    return SourceCard(key=src.name, title=title, body=body, url=src.homepage, citation=src.citation or src.bibtex, bibtex=src.bibtex,
                       gated=src.gated, gate_prompt=src.gate_prompt)
 
 
@@ -122,7 +121,7 @@ def gating(origin_licenses: dict[str, Counter], cards: dict[str, SourceCard | No
     NC image for a product without having been told.
     """
     mode, prompts = "", []
-    for origin, lic_counts in sorted(origin_licenses.items()):
+    for origin in sorted(origin_licenses):
         card = cards.get(origin)
         if card and card.gated:
             mode = "manual" if "manual" in (mode, card.gated) else "auto"
@@ -239,8 +238,8 @@ def _source_sections(inp: CardInputs) -> tuple[str, str]:
             shown = ", ".join(named[:10]) + (f", and {len(named) - 10} more (see each row's `attribution`)" if len(named) > 10 else "")
             lines.append(f"Credit: {shown}.")
         sections.append("\n".join(lines))
-        if card and card.citation and card.key not in seen_keys:
-            citations.append(card.citation)
+        if card and card.key not in seen_keys:
+            citations += [c for c in dict.fromkeys((card.citation, card.bibtex)) if c]
         if card:
             seen_keys.add(card.key)
     cit = ""
