@@ -222,7 +222,11 @@ def test_second_version_changelog_and_no_overwrite(mixed_catalog: dict[str, str]
     catalog.update(ids["p_leak_visa"], who="review", duplicate_of=ids["p_crack"])
     catalog.update(ids["p_unassigned"], who="review", anomaly_class="stain")
 
-    result = publish(catalog, "1.1.0", out, shard_bytes=10**9, progress=False)
+    # 1.1.0 is too small a bump for a relabel: refused before anything is written, unless forced.
+    with pytest.raises(PublishError, match=r"v1.1.0 is a minor bump over v1.0.0 but the changes call for a major bump \(e.g. v2.0.0\); nothing written"):
+        publish(catalog, "1.1.0", out, shard_bytes=10**9, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["v1.0.0"]
+    result = publish(catalog, "1.1.0", out, shard_bytes=10**9, progress=False, force_version=True)
     log = result.changelog
     assert log.previous == "v1.0.0"
     assert log.added == [ids["p_unassigned"]]

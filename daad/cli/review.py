@@ -31,7 +31,7 @@ def review(name: str, remote: bool, port: int, address: str | None, apply_tags: 
     try:
         from daad.curate import review as rv
     except ImportError as e:
-        raise click.ClickException(f"daad review needs FiftyOne: pip install 'daad[review]' ({e})")
+        raise click.ClickException(f"daad review needs FiftyOne: pip install 'daad[review]' ({e})") from None
     import fiftyone as fo
 
     from daad.core.catalog import Catalog

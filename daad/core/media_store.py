@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from daad.core.atomic import umasked
 from daad.core.images import ImageSource, encode_png, load_image, load_mask
 from daad.core.settings import daad_home
 
@@ -42,6 +43,7 @@ class MediaStore:
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".png")
         try:
             with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), umasked())  # mkstemp's 0600 would make the store private to this user
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

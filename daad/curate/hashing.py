@@ -18,7 +18,6 @@ within a few bits of one of the original's variants. Variant 0 is the image itse
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence, Union
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from daad.core.errors import BadItemError
 from daad.core.images import load_image
+from daad.core.processes import process_pool
 
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
@@ -167,7 +167,8 @@ def hash_files(
 ) -> Hashes:
     """Hash image files in parallel processes (decoding dominates); bad files are reported, not fatal.
 
-    `workers` defaults to the CPU count; 1 runs in this process.
+    `workers` defaults to the CPU count; 1 runs in this process; more run in `process_pool()`
+    (spawned, and they die with this process).
     """
     paths = [str(p) for p in paths]
     workers = workers or os.cpu_count() or 1
@@ -180,7 +181,7 @@ def hash_files(
             parts.append(r)
             bar.update(len(c[0]))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             for r, c in zip(pool.map(_thumbs_of_files, chunks), chunks):
                 parts.append(r)
                 bar.update(len(c[0]))

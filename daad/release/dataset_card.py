@@ -172,7 +172,7 @@ def gating(origin_licenses: dict[str, Counter], cards: dict[str, SourceCard | No
     NC image for a product without having been told.
     """
     mode, prompts = "", []
-    for origin, lic_counts in sorted(origin_licenses.items()):
+    for origin in sorted(origin_licenses):
         card = cards.get(origin)
         if card and card.gated:
             mode = "manual" if "manual" in (mode, card.gated) else "auto"

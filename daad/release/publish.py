@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +43,7 @@ from typing import Any, Iterable
 from tqdm import tqdm
 
 from daad.core import licenses, taxonomy
+from daad.core.atomic import umasked
 from daad.core.catalog import Catalog
 from daad.release.dataset_card import CardInputs, SourceCard, gating, hub_license, load_source_card, render_card, size_category
 from daad.core.errors import DaadError
@@ -55,6 +57,8 @@ CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "nor
 NO_LEAK = "no_leak"
 SPLIT = "train"
 CHANGELOG_TITLE = "# DAAD changelog"
+# A `.vX.Y.Z.tmp-*` folder older than this is what a killed or failed publish left: removed at the next publish.
+STALE_TMP_S = 3600.0
 
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
@@ -576,19 +580,39 @@ def _manifest(version: str, records: list[Record], gate: str, eval_sets: list[st
     }
 
 
-def _bump_warning(old_manifest: dict[str, Any] | None, new: tuple[int, int, int], log: Changelog) -> list[str]:
-    """A warning when the version bump is smaller than what the changes call for."""
+def _bump_problem(old_manifest: dict[str, Any] | None, new: tuple[int, int, int], log: Changelog) -> str | None:
+    """Why the version bump is smaller than what the changes call for (with the smallest right number), or None."""
     if not old_manifest or not old_manifest.get("version"):
-        return []
+        return None
     try:
         old = parse_version(str(old_manifest["version"]))
     except PublishError:
-        return []
+        return None
     order = ["patch", "minor", "major"]
     need, got = log.required_bump(), _bump(old, new)
-    if order.index(got) < order.index(need):
-        return [f"{version_name(new)} is a {got} bump over {version_name(old)} but the changes call for a {need} bump"]
-    return []
+    if order.index(got) >= order.index(need):
+        return None
+    right = {"major": (old[0] + 1, 0, 0), "minor": (old[0], old[1] + 1, 0), "patch": (old[0], old[1], old[2] + 1)}[need]
+    return (f"{version_name(new)} is a {got} bump over {version_name(old)} but the changes call for a {need} bump "
+            f"(e.g. {version_name(right)})")
+
+
+def clean_stale_temporaries(out: Path, max_age_s: float = STALE_TMP_S) -> list[Path]:
+    """Remove `.vX.Y.Z.tmp-*` folders a killed or failed publish left in `out`; returns them.
+
+    Only folders older than `max_age_s` go, so a publish running right now in the same
+    folder keeps its own.
+    """
+    removed = []
+    now = time.time()
+    for p in out.glob(".v*.tmp-*"):
+        try:
+            if p.is_dir() and not p.is_symlink() and now - p.stat().st_mtime > max_age_s:
+                shutil.rmtree(p)
+                removed.append(p)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: leave it
+    return removed
 
 
 def publish(
@@ -602,6 +626,7 @@ def publish(
     repo_id: str = "<org>/daad",
     gated: str | None = None,
     progress: bool = True,
+    force_version: bool = False,
 ) -> PublishResult:
     """Write version `version` of the catalog to `out_dir/vX.Y.Z` (see the module docstring).
 
@@ -618,10 +643,13 @@ def publish(
         gated: force the Hub access gate ("auto", "manual", or "" for none); None decides
             from source cards and licences (see `daad.release.dataset_card.gating`).
         progress: show a progress bar.
+        force_version: write even when the version number is smaller than the changes
+            call for (checked before anything is written; refused without this).
     Returns:
         PublishResult with the folder written and the numbers in its card.
     Raises:
-        PublishError: bad version or options, existing version, nothing publishable.
+        PublishError: bad version or options, existing version, a too small version
+            bump, nothing publishable.
     """
     vt = parse_version(version)
     vname = version_name(vt)
@@ -672,7 +700,16 @@ def publish(
     if gate and not prompt:
         prompt = "I agree to use each image only under its licence terms (see each row's `license` and `attribution`)."
 
+    manifest = _manifest(vstr, sel.records, gate, eval_sets, config_folders, empty_configs)
+    changelog = diff_manifests(old_manifest, manifest)
+    problem = _bump_problem(old_manifest, vt, changelog)
+    if problem and not force_version:
+        raise PublishError(f"{problem}; nothing written (choose that version, or pass --force-version)")
+    if problem:
+        warnings.append(problem)
+
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(out)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{vname}.tmp-"))
     try:
         with tqdm(total=len(sel.records), desc=f"publish {vname}", unit="img", disable=not progress) as bar:
@@ -681,9 +718,6 @@ def publish(
             name: {k: sum(sizes[f][k] for f in folders) for k in ("num_bytes", "download_size", "rows")}
             for name, folders in config_folders.items()
         }
-        manifest = _manifest(vstr, sel.records, gate, eval_sets, config_folders, empty_configs)
-        changelog = diff_manifests(old_manifest, manifest)
-        warnings += _bump_warning(old_manifest, vt, changelog)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         section = changelog.markdown(vstr, date, {r.id: r.anomaly_class for r in sel.records})
         earlier = old_changelog.removeprefix(CHANGELOG_TITLE).strip("\n")
@@ -712,7 +746,7 @@ def publish(
         (tmp / "LICENSE.md").write_text(_licence_note(licence_rows), encoding="utf-8")
         _write_json(tmp / "manifest.json", manifest)
         _write_json(tmp / "changelog.json", {"version": vstr, **changelog.to_dict()})
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a published folder is meant to be shared
+        os.chmod(tmp, umasked(0o777))  # mkdtemp makes it 0700; a published folder is meant to be shared
         try:
             os.rename(tmp, final)  # atomic; fails if another publish created the version meanwhile
         except OSError as exc:

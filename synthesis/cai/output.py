@@ -23,9 +23,7 @@ import json
 import re
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,6 +34,7 @@ from tqdm import tqdm
 from daad.core.atomic import write_bytes_atomic
 from daad.core.errors import BadItemError, LayoutError
 from daad.core.images import IMAGE_SUFFIXES, encode_png, load_image
+from daad.core.processes import process_pool
 
 from .cai import CAI, resize_target
 
@@ -136,8 +135,7 @@ def _results(cai: CAI, targets: list[Target], out: Path, workers: int) -> Iterat
         _init_worker(cai, out)
         yield from map(_one_target, targets)
         return
-    ctx = get_context("spawn")  # no fork: safe with threads (tqdm, arrow) in the parent
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cai, out)) as ex:
+    with process_pool(workers, initializer=_init_worker, initargs=(cai, out)) as ex:
         yield from ex.map(_one_target, targets, chunksize=1)
 
 
