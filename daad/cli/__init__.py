@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "daad.cli.synthesize",
     "daad.cli.dedupe",
     "daad.cli.demo",
+    "daad.cli.licence",
 ]
 
 

@@ -33,6 +33,15 @@ def photos(folder: str, anomaly_class: str | None, license_: str, attribution: s
 
     report = collect_photos(folder, anomaly_class=anomaly_class, license=license_, attribution=attribution, name=name, progress=not quiet)
     click.echo(report.summary())
+    unlicensed = report.count("added") if not license_.strip() else 0
+    if unlicensed:
+        from pathlib import Path
+
+        origin = f"photos:{name or Path(folder).resolve().name}"
+        click.echo(
+            f"warning: {unlicensed} photo{'s' if unlicensed != 1 else ''} collected without --license: never published until "
+            f"they have one; set it with `daad set-license {origin} CC-BY-4.0 --attribution \"...\"`", err=True,
+        )
 
 
 def register(group: click.Group) -> None:

@@ -36,6 +36,20 @@ def os_error_line(exc: OSError) -> str:
     return f"{where}: {text}"
 
 
+def sqlite_error_text(exc: sqlite3.Error) -> str:
+    """What a SQLite error means for the user: disk full, read-only, busy, or a damaged catalog."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(exc):
+        return f"{exc} ({_HINTS[errno.ENOSPC]}; the catalog keeps its last complete state)"
+    if name.startswith("SQLITE_READONLY") or "readonly database" in str(exc):
+        return f"{exc} (the catalog or its folder is read-only; use a writable DAAD_HOME)"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        from daad.core.catalog import Catalog
+
+        return Catalog.damaged(exc)
+    return str(exc)
+
+
 def catalog_path() -> str:
     from daad.core.settings import daad_home
 
@@ -51,9 +65,7 @@ class DaadGroup(click.Group):
         except DaadError as exc:
             raise click.ClickException(str(exc)) from None
         except sqlite3.Error as exc:
-            from daad.core.catalog import Catalog
-
-            raise click.ClickException(f"{catalog_path()}: {Catalog.damaged(exc)}") from None
+            raise click.ClickException(f"{catalog_path()}: {sqlite_error_text(exc)}") from None
         except OSError as exc:
             if exc.errno == errno.EPIPE:  # `daad ls | head`: the reader left; not an error of ours
                 devnull = os.open(os.devnull, os.O_WRONLY)

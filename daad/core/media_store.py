@@ -48,8 +48,10 @@ class MediaStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:  # a failed write() names no file: say which
+                raise OSError(exc.errno, exc.strerror, str(final)) from exc
             raise
         return digest
 

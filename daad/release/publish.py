@@ -597,6 +597,25 @@ def _bump_problem(old_manifest: dict[str, Any] | None, new: tuple[int, int, int]
             f"(e.g. {version_name(right)})")
 
 
+def _check_free_space(out: Path, records: list[Record], store: MediaStore) -> None:
+    """Refuse, before writing, a version that cannot fit in `out`.
+
+    Why a check and not an except: pyarrow's parquet writer does not return a full disk
+    as an error on every path; with content-defined chunking it fails a C++ `Check`
+    and aborts the whole process (seen with pyarrow 21 on a full tmpfs), which no Python
+    handler can catch and which leaves the temp folder behind. A shard holds the PNG
+    bytes as they are (no recompression), so the files' sizes plus 10% and 1 MB (row
+    groups, page index, card, manifest) bound what a version takes.
+    """
+    need = sum(store.image_path(r.id).stat().st_size + (store.mask_path(r.mask_sha).stat().st_size if r.mask_sha else 0)
+               for r in records)
+    need = int(need * 1.1) + 2**20
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise PublishError(f"{out}: No space left on device for this version: it needs about {need / 1e6:.1f} MB, "
+                           f"{free / 1e6:.1f} MB are free (disk full: free space there and run again); nothing written")
+
+
 def clean_stale_temporaries(out: Path, max_age_s: float = STALE_TMP_S) -> list[Path]:
     """Remove `.vX.Y.Z.tmp-*` folders a killed or failed publish left in `out`; returns them.
 
@@ -710,6 +729,7 @@ def publish(
 
     out.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(out)
+    _check_free_space(out, sel.records, store)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{vname}.tmp-"))
     try:
         with tqdm(total=len(sel.records), desc=f"publish {vname}", unit="img", disable=not progress) as bar:
