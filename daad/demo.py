@@ -14,6 +14,7 @@ reused (a published version is never overwritten).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -38,6 +39,23 @@ class DemoResult:
 
     def summary(self) -> str:
         return "\n".join(self.lines)
+
+
+CACHE_VARIABLES = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "MPLCONFIGDIR", "XDG_CACHE_HOME")
+
+
+def keep_caches_under(out: Union[str, Path]) -> Path:
+    """Point the caches of `datasets`, `huggingface_hub` and matplotlib into `out/cache`; returns it.
+
+    Without this the demo wrote ~/.cache/huggingface (the release's arrow cache) and
+    ~/.cache/matplotlib (the font list) although it promises to touch nothing outside
+    its folder. The libraries read these variables when they are imported, so this must
+    run before them (`daad demo` calls it first thing).
+    """
+    cache = Path(out).expanduser().resolve() / "cache"
+    for var in CACHE_VARIABLES:
+        os.environ[var] = str(cache / var.lower())
+    return cache
 
 
 def run_demo(out: Union[str, Path], per_image: int = 4, workers: int = 1, progress: bool = True) -> DemoResult:
@@ -82,7 +100,7 @@ def run_demo(out: Union[str, Path], per_image: int = 4, workers: int = 1, progre
     release = published_folder(releases, DEMO_VERSION)
 
     # Every demo anomaly comes from MVTec AD, so exclude_mvtec_ad would be empty: use full.
-    ds, config, _ = load_published(release, None)
+    ds, config, _ = load_published(release, None, cache_dir=out / "cache" / "hf_datasets_cache")
     targets = find_targets(DEMO_DATA / "targets")
     lines.append(f"4/4 synthesize: CAI-N, {len(ds)} anomalies [{config}] into {len(targets)} DeepPCB boards, {per_image} each")
     # A DeepPCB template is a board filling the whole frame (a texture, in the paper's

@@ -233,7 +233,7 @@ def test_second_version_changelog_and_no_overwrite(mixed_catalog: dict[str, str]
     assert log.removed == [ids["p_leak_visa"]]
     assert log.relabelled == [(ids["p_stain"], "stain", "impurity")]
     assert log.mask_changed == [ids["p_crack"]]
-    assert result.warnings == ["v1.1.0 is a minor bump over v1.0.0 but the changes call for a major bump"]
+    assert result.warnings == ["v1.1.0 is a minor bump over v1.0.0 but the changes call for a major bump (e.g. v2.0.0)"]
     # visa is still known (from the catalog), but no published row leaks it any more.
     assert result.configs == {"full": 8, "exclude_mvtec_ad": 3, "exclude_visa": 8}
 

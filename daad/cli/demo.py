@@ -24,6 +24,9 @@ def demo(out_dir: str, per_image: int, workers: int, quiet: bool) -> None:
     Example:
       daad demo --out daad-demo
     """
+    from daad.demo import keep_caches_under
+
+    keep_caches_under(out_dir)  # before datasets / matplotlib are imported
     from daad.core.errors import DaadError
     from daad.demo import run_demo
 
