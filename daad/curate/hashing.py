@@ -53,8 +53,8 @@ def _thumbnails(im: Image.Image, variants: bool) -> tuple[np.ndarray, np.ndarray
     ph, dh = [], []
     for t in DIHEDRAL if variants else DIHEDRAL[:1]:
         g = grey if t is None else grey.transpose(t)
-        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.LANCZOS)))
-        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.LANCZOS)))
+        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS)))
+        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS)))
     return np.stack(ph), np.stack(dh)
 
 

@@ -193,7 +193,7 @@ def preview_grid(out: Path, manifest: list[dict[str, Any]], max_targets: int = P
     grid = np.full((tile * len(rows), tile * width, 3), 255, dtype=np.uint8)
 
     def put(i: int, j: int, a: np.ndarray) -> None:
-        im = Image.fromarray(a).convert("RGB").resize((tile, tile), Image.BILINEAR)
+        im = Image.fromarray(a).convert("RGB").resize((tile, tile), Image.Resampling.BILINEAR)
         grid[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = np.asarray(im)
 
     for i, (normal, items) in enumerate(rows.items()):
