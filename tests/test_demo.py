@@ -48,7 +48,11 @@ def test_demo_runs_end_to_end_and_again(tmp_path: Path, daad_home: Path, artifac
         mask = np.asarray(Image.open(cai / "mask" / name))
         assert mask.shape == (256, 256) and mask.any() and set(np.unique(mask)) <= {0, 255}
     assert (out / "status.png").stat().st_size > 0 and (cai / "preview.png").stat().st_size > 0
-    (artifacts / "demo_preview.png").write_bytes((cai / "preview.png").read_bytes())
+    # The demo's own picture shows every target (4), each with its 4 pseudo anomalies, with gaps and labels.
+    with Image.open(out / "preview.png") as sheet:
+        assert sheet.size == (8 + 5 * (160 + 8), 32 + 4 * (16 + 160 + 8))
+        assert sheet.getpixel((4, 100)) == (255, 255, 255)  # a gap, not a tile
+    (artifacts / "demo_preview.png").write_bytes((out / "preview.png").read_bytes())
 
     # Again: nothing new collected, the release reused, the same pixels (same seed).
     before = (cai / "abnormal" / abnormal[0]).read_bytes()

@@ -18,7 +18,7 @@ def demo(out_dir: str, per_image: int, workers: int, quiet: bool) -> None:
 
     Needs no network and touches nothing outside OUT (not even ~/.daad): five MVTec AD
     anomalies (CC BY-NC-SA 4.0) become a published DAAD v1.0.0, then CAI injects them
-    into four DeepPCB boards (MIT). Safe to re-run.
+    into four normal MVTec AD images (two capsules, two bottles). Safe to re-run.
 
     \b
     Example:
