@@ -40,6 +40,7 @@ def test_workers_die_when_the_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
     worker = int(parent.stdout.readline())
     assert _alive(worker)
     os.kill(parent.pid, signal.SIGKILL)

@@ -34,7 +34,7 @@ from daad.core.processes import process_pool
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
 # Image.transpose codes of the 8 symmetries of the square; index 0 is the identity.
-DIHEDRAL: tuple[int | None, ...] = (
+DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     None,
     Image.Transpose.FLIP_LEFT_RIGHT,
     Image.Transpose.FLIP_TOP_BOTTOM,

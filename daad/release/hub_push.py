@@ -39,8 +39,9 @@ def xet_off_for_other_hubs() -> bool:
     if endpoint in (HF_HUB, "https://hf.co") or "HF_HUB_DISABLE_XET" in os.environ:
         return os.environ.get("HF_HUB_DISABLE_XET", "").lower() in ("1", "true", "yes", "on")
     os.environ["HF_HUB_DISABLE_XET"] = "1"
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None:  # already imported (e.g. by `datasets` during publish): it read the variable then
+    if "huggingface_hub.constants" in sys.modules:  # already imported (e.g. by `datasets` during publish): it read the variable then
+        from huggingface_hub import constants
+
         constants.HF_HUB_DISABLE_XET = True
     return True
 
