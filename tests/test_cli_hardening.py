@@ -197,3 +197,14 @@ def test_disk_full_in_collect_and_publish_is_one_line_and_leaves_nothing(shared_
         proc = _daad("--home", str(big_home), "publish", "--version", "1.0.0", "--out", str(small / "hub"), "--quiet")
         _one_error_line(proc, "No space left on device")
         assert sorted(p.name for p in (small / "hub").iterdir()) == []  # no half version, the stale temp folder gone
+
+
+def test_dedupe_benchmark_without_imagededup_says_how_to_install_it(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("imagededup") is not None:
+        pytest.skip("imagededup is installed here: the message is for machines without it")
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "dedupe.py"
+    proc = subprocess.run([sys.executable, str(bench)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pip install --no-deps 'imagededup>=0.3.3'" in proc.stderr
