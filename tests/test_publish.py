@@ -245,7 +245,7 @@ def test_second_version_changelog_and_no_overwrite(mixed_catalog: dict[str, str]
     assert [v for v, _ in __import__("daad.release.publish", fromlist=["x"]).published_versions(out)] == [(1, 0, 0), (1, 1, 0)]
 
     # Another machine: no older version in its out dir, the Hub's manifest given with --previous.
-    other = publish(catalog, "1.1.0", tmp_path / "elsewhere", previous=out / "v1.0.0" / "manifest.json", progress=False)
+    other = publish(catalog, "1.1.0", tmp_path / "elsewhere", previous=out / "v1.0.0" / "manifest.json", progress=False, force_version=True)
     assert other.changelog.to_dict() == log.to_dict()
 
 
