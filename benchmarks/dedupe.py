@@ -61,11 +61,11 @@ def _crop2(im: Image.Image) -> Image.Image:
 
 PLANTS = {
     "jpeg60": lambda im: _jpeg(im, 60),
-    "resize50": lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.BILINEAR),
+    "resize50": lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.Resampling.BILINEAR),
     "crop2": _crop2,
     "bright10": lambda im: ImageEnhance.Brightness(im).enhance(1.1),
     "hflip": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
-    "repost": lambda im: _jpeg(im.resize((max(1, im.width * 3 // 4), max(1, im.height * 3 // 4)), Image.BICUBIC), 80),
+    "repost": lambda im: _jpeg(im.resize((max(1, im.width * 3 // 4), max(1, im.height * 3 // 4)), Image.Resampling.BICUBIC), 80),
 }
 
 
@@ -78,7 +78,12 @@ def real_images(root: Path = SHARED) -> list[Path]:
 
 def _imagededup_phash():
     """imagededup's PHash class without running its package __init__ (which imports torchvision)."""
-    import imagededup
+    try:
+        import imagededup
+    except ImportError:
+        sys.exit("benchmarks/dedupe.py compares against imagededup, which is not installed: "
+                 "pip install --no-deps 'imagededup>=0.3.3' (--no-deps: its own dependencies pull torchvision "
+                 "and a CUDA torch; this benchmark uses only its hashing code)")
 
     base = Path(imagededup.__file__).parent
     for sub in ("methods", "utils"):

@@ -2,7 +2,8 @@
 
 `daad demo --out DIR` is the first thing a newcomer runs, on a fresh machine with no
 network, so it uses only what ships inside the package (`demo_data/`: five MVTec AD
-anomalies with their masks in MVTec's own layout, four DeepPCB normal boards as targets)
+anomalies with their masks in MVTec's own layout, four normal MVTec AD images, two capsules
+and two bottles, as targets)
 and keeps everything it writes under DIR: its own DAAD_HOME (`DIR/home`), the published
 release (`DIR/release/v1.0.0`), the CAI output (`DIR/cai`) and two PNGs to look at.
 It calls the same public functions the individual commands call, so a green demo means
@@ -14,6 +15,7 @@ reused (a published version is never overwritten).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -38,6 +40,61 @@ class DemoResult:
 
     def summary(self) -> str:
         return "\n".join(self.lines)
+
+
+CACHE_VARIABLES = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "MPLCONFIGDIR", "XDG_CACHE_HOME")
+
+
+def keep_caches_under(out: Union[str, Path]) -> Path:
+    """Point the caches of `datasets`, `huggingface_hub` and matplotlib into `out/cache`; returns it.
+
+    Without this the demo wrote ~/.cache/huggingface (the release's arrow cache) and
+    ~/.cache/matplotlib (the font list) although it promises to touch nothing outside
+    its folder. The libraries read these variables when they are imported, so this must
+    run before them (`daad demo` calls it first thing).
+    """
+    cache = Path(out).expanduser().resolve() / "cache"
+    for var in CACHE_VARIABLES:
+        os.environ[var] = str(cache / var.lower())
+    return cache
+
+
+def labelled_preview(cai_dir: Path, path: Path, tile: int = 160, gap: int = 8, label_h: int = 16) -> Path:
+    """The demo's picture: one row per target (all of them), the normal image then each pseudo
+    anomaly with its mask's edge in red, white gaps between tiles and a label over each
+    (`target <name>`, or the injected anomaly's class and scale). Returns `path`.
+    """
+    import json
+
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rows: dict[str, list[dict]] = {}
+    for line in (cai_dir / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        rows.setdefault(r["normal"], []).append(r)
+    cols = 1 + max(len(v) for v in rows.values())
+    title_h = 2 * label_h
+    width, height = gap + cols * (tile + gap), title_h + len(rows) * (label_h + tile + gap)
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((gap, 6), f"daad demo: CAI-N injects real MVTec AD anomalies into {len(rows)} normal images "
+                        "(first column); red = the written mask's edge", fill="black")
+
+    def put(im: Image.Image, label: str, i: int, j: int) -> None:
+        x, y = gap + j * (tile + gap), title_h + i * (label_h + tile + gap)
+        draw.text((x, y + 2), label, fill="black")
+        sheet.paste(im.convert("RGB").resize((tile, tile), Image.Resampling.BILINEAR), (x, y + label_h))
+
+    for i, (normal, items) in enumerate(rows.items()):
+        put(Image.open(cai_dir / normal), f"target {Path(normal).stem}", i, 0)
+        for j, r in enumerate(items, 1):
+            im = Image.open(cai_dir / r["file"]).convert("RGB")
+            edge = Image.open(cai_dir / r["mask"]).convert("L").filter(ImageFilter.FIND_EDGES)
+            im.paste((255, 0, 0), mask=edge.point(lambda v: 255 if v else 0))
+            put(im, f"{r['anomaly_class']} ({r['scale']})", i, j)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
 
 
 def run_demo(out: Union[str, Path], per_image: int = 4, workers: int = 1, progress: bool = True) -> DemoResult:
@@ -82,22 +139,24 @@ def run_demo(out: Union[str, Path], per_image: int = 4, workers: int = 1, progre
     release = published_folder(releases, DEMO_VERSION)
 
     # Every demo anomaly comes from MVTec AD, so exclude_mvtec_ad would be empty: use full.
-    ds, config, _ = load_published(release, None)
+    ds, config, _ = load_published(release, None, cache_dir=out / "cache" / "hf_datasets_cache")
     targets = find_targets(DEMO_DATA / "targets")
-    lines.append(f"4/4 synthesize: CAI-N, {len(ds)} anomalies [{config}] into {len(targets)} DeepPCB boards, {per_image} each")
-    # A DeepPCB template is a board filling the whole frame (a texture, in the paper's
-    # terms): its foreground is the whole image, not the largest Otsu blob.
-    cai = CAI(PublishedPool(ds, progress=progress), mode="normal", quota=split_quota(per_image), foreground="full", size=256, seed=0)
+    lines.append(f"4/4 synthesize: CAI-N, {len(ds)} anomalies [{config}] into {len(targets)} normal MVTec AD images, {per_image} each")
+    # Why these targets: grey capsules and bottles on a plain background, where an injected
+    # crack or contamination from the *other* object is easy to see and the foreground
+    # (auto: Otsu) keeps it on the object. The earlier binary DeepPCB boards hid what
+    # Poisson blending does (a grey smudge on black and white).
+    cai = CAI(PublishedPool(ds, progress=progress), mode="normal", quota=split_quota(per_image), foreground="auto", size=256, seed=0)
     cai_dir = out / "cai"
     synth = run(cai, targets, cai_dir, workers=workers, progress=progress)
     lines.append("    " + synth.summary().replace("\n", "\n    "))
     if synth.images == 0:
         raise DaadError("demo: CAI wrote no pseudo anomaly: " + "; ".join(synth.failed))
-    preview_png = cai_dir / "preview.png"
+    preview_png = labelled_preview(cai_dir, out / "preview.png")
     lines += [
         "look at:",
         f"  {status_png}   (class x source counts)",
-        f"  {preview_png}   (targets, pseudo anomalies, their masks)",
+        f"  {preview_png}   (all {len(targets)} targets, each with its {per_image} pseudo anomalies and their masks)",
         f"  {cai_dir}/abnormal, {cai_dir}/mask, {cai_dir}/normal   (anomalib Folder layout)",
         f"load the release: datasets.load_dataset({str(release)!r}, 'full')",
     ]

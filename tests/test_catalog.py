@@ -10,6 +10,7 @@ import pytest
 
 from daad.core import catalog as catalog_mod
 from daad.core.catalog import Catalog
+from daad.core.errors import CatalogError
 from daad.core.record import Record
 
 
@@ -37,7 +38,7 @@ def test_migration_applies_to_an_old_catalog_and_refuses_a_newer_one(tmp_path: P
     assert "reviewed_by" in cols
     upgraded.close()
     monkeypatch.undo()
-    with pytest.raises(RuntimeError, match="newer than this daad"):
+    with pytest.raises(CatalogError, match="newer than this daad"):
         Catalog(tmp_path)
 
 

@@ -92,8 +92,8 @@ def cai_out(tmp_path_factory, shared_data) -> Path:
             name = f"{cat}_{kind}_{img.stem}.png"
             im = load_image(img)
             m = load_mask(shared_data / "mvtec_ad" / cat / "ground_truth" / kind / f"{img.stem}_mask.png", im.size)
-            im.convert("RGB").resize((128, 128), Image.BICUBIC).save(out / "abnormal" / name)
-            Image.fromarray((np.asarray(m.resize((128, 128), Image.BOX)) > 0).astype(np.uint8) * 255).save(out / "mask" / name)
+            im.convert("RGB").resize((128, 128), Image.Resampling.BICUBIC).save(out / "abnormal" / name)
+            Image.fromarray((np.asarray(m.resize((128, 128), Image.Resampling.BOX)) > 0).astype(np.uint8) * 255).save(out / "mask" / name)
             rows.append({"file": f"abnormal/{name}", "anomaly_class": cls, "seed": 0, "daad_id": "x" * 64})
     # a row whose mask is missing: reported and skipped, the rest is used
     Image.new("RGB", (128, 128)).save(out / "abnormal" / "orphan.png")

@@ -37,7 +37,7 @@ def _crop2(im: Image.Image) -> Image.Image:
 
 PLANTS = {
     "jpeg60": _jpeg60,
-    "resize50": lambda im: im.resize((im.width // 2, im.height // 2), Image.BILINEAR),
+    "resize50": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
     "crop2": _crop2,
     "bright10": lambda im: ImageEnhance.Brightness(im).enhance(1.1),
     "hflip": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
@@ -121,7 +121,7 @@ def test_representative_rule_mask_then_size_then_source(shared_data, catalog, st
     image = sorted(src.glob("*.jpg"))[0]
     mask = image.with_suffix(".png")
     im = Image.open(image).convert("L")
-    big = im.resize((im.width * 2, im.height * 2), Image.BICUBIC)
+    big = im.resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC)
     items = [
         Item(image=im, name="web-small", source=taxonomy.ONLINE_SEARCH, origin="openverse"),
         Item(image=big, name="web-big", source=taxonomy.ONLINE_SEARCH, origin="wikimedia"),

@@ -19,9 +19,13 @@ def _daad(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def test_demo_runs_end_to_end_and_again(tmp_path: Path, daad_home: Path, artifacts: Path):
     out = tmp_path / "demo"
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    user = tmp_path / "user"  # a HOME of its own: the demo must write no cache there (~/.cache/huggingface, matplotlib)
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HOME": str(user)}
+    for var in ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "MPLCONFIGDIR", "XDG_CACHE_HOME"):
+        env.pop(var, None)
     first = _daad("demo", "--out", str(out), "--quiet", env=env)
     assert first.returncode == 0, first.stderr + first.stdout
+    assert not user.exists() or not any(user.rglob("*")), sorted(map(str, user.rglob("*")))
     assert "5 added, 0 already there, 0 bad" in first.stdout
     assert "3/4 publish: 5 samples" in first.stdout
     assert not daad_home.exists(), "the demo must keep its catalog under --out, not in DAAD_HOME"
@@ -44,7 +48,11 @@ def test_demo_runs_end_to_end_and_again(tmp_path: Path, daad_home: Path, artifac
         mask = np.asarray(Image.open(cai / "mask" / name))
         assert mask.shape == (256, 256) and mask.any() and set(np.unique(mask)) <= {0, 255}
     assert (out / "status.png").stat().st_size > 0 and (cai / "preview.png").stat().st_size > 0
-    (artifacts / "demo_preview.png").write_bytes((cai / "preview.png").read_bytes())
+    # The demo's own picture shows every target (4), each with its 4 pseudo anomalies, with gaps and labels.
+    with Image.open(out / "preview.png") as sheet:
+        assert sheet.size == (8 + 5 * (160 + 8), 32 + 4 * (16 + 160 + 8))
+        assert sheet.getpixel((4, 100)) == (255, 255, 255)  # a gap, not a tile
+    (artifacts / "demo_preview.png").write_bytes((out / "preview.png").read_bytes())
 
     # Again: nothing new collected, the release reused, the same pixels (same seed).
     before = (cai / "abnormal" / abnormal[0]).read_bytes()

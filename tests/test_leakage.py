@@ -21,7 +21,7 @@ from daad.curate.leakage import mark_leakage
 def _web_copy(path: Path) -> Image.Image:
     """What image search returns: the picture re-encoded as JPEG q75 and downscaled."""
     with Image.open(path) as im:
-        small = im.convert("RGB").resize((im.width * 2 // 3, im.height * 2 // 3), Image.BICUBIC)
+        small = im.convert("RGB").resize((im.width * 2 // 3, im.height * 2 // 3), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
     small.save(buf, "JPEG", quality=75)
     return Image.open(io.BytesIO(buf.getvalue()))

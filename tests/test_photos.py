@@ -117,7 +117,7 @@ def test_cli_status_ls_info_in_new_processes(photo_folder: Path, daad_home: Path
     assert Image.open(tmp_path / "status.png").size[0] > 100
 
     lines = _daad("ls", "--json").stdout.splitlines()
-    recs = [json.loads(l) for l in lines]
+    recs = [json.loads(line) for line in lines]
     assert len(recs) == 4
     for r in recs:
         assert Path(r["image_path"]).is_file() and Path(r["image_path"]).is_absolute()

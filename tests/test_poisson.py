@@ -54,7 +54,7 @@ def test_bad_shapes_and_modes_are_refused():
 
 def _real_pair(shared_data, size=256):
     src = np.asarray(Image.open(shared_data / "mvtec_ad/bottle/test/broken_large/006.png").convert("RGB").resize((size, size)))
-    m = Image.open(shared_data / "mvtec_ad/bottle/ground_truth/broken_large/006_mask.png").resize((size, size), Image.NEAREST)
+    m = Image.open(shared_data / "mvtec_ad/bottle/ground_truth/broken_large/006_mask.png").resize((size, size), Image.Resampling.NEAREST)
     mask = (np.asarray(m) > 127).astype(np.uint8) * 255
     dst = np.asarray(Image.open(shared_data / "mvtec_ad/capsule/test/good/001.png").convert("RGB").resize((size, size)))
     return src, dst, mask

@@ -222,14 +222,18 @@ def test_second_version_changelog_and_no_overwrite(mixed_catalog: dict[str, str]
     catalog.update(ids["p_leak_visa"], who="review", duplicate_of=ids["p_crack"])
     catalog.update(ids["p_unassigned"], who="review", anomaly_class="stain")
 
-    result = publish(catalog, "1.1.0", out, shard_bytes=10**9, progress=False)
+    # 1.1.0 is too small a bump for a relabel: refused before anything is written, unless forced.
+    with pytest.raises(PublishError, match=r"v1.1.0 is a minor bump over v1.0.0 but the changes call for a major bump \(e.g. v2.0.0\); nothing written"):
+        publish(catalog, "1.1.0", out, shard_bytes=10**9, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["v1.0.0"]
+    result = publish(catalog, "1.1.0", out, shard_bytes=10**9, progress=False, force_version=True)
     log = result.changelog
     assert log.previous == "v1.0.0"
     assert log.added == [ids["p_unassigned"]]
     assert log.removed == [ids["p_leak_visa"]]
     assert log.relabelled == [(ids["p_stain"], "stain", "impurity")]
     assert log.mask_changed == [ids["p_crack"]]
-    assert result.warnings == ["v1.1.0 is a minor bump over v1.0.0 but the changes call for a major bump"]
+    assert result.warnings == ["v1.1.0 is a minor bump over v1.0.0 but the changes call for a major bump (e.g. v2.0.0)"]
     # visa is still known (from the catalog), but no published row leaks it any more.
     assert result.configs == {"full": 8, "exclude_mvtec_ad": 3, "exclude_visa": 8}
 
@@ -241,7 +245,7 @@ def test_second_version_changelog_and_no_overwrite(mixed_catalog: dict[str, str]
     assert [v for v, _ in __import__("daad.release.publish", fromlist=["x"]).published_versions(out)] == [(1, 0, 0), (1, 1, 0)]
 
     # Another machine: no older version in its out dir, the Hub's manifest given with --previous.
-    other = publish(catalog, "1.1.0", tmp_path / "elsewhere", previous=out / "v1.0.0" / "manifest.json", progress=False)
+    other = publish(catalog, "1.1.0", tmp_path / "elsewhere", previous=out / "v1.0.0" / "manifest.json", progress=False, force_version=True)
     assert other.changelog.to_dict() == log.to_dict()
 
 

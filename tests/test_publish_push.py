@@ -105,6 +105,18 @@ def _handler(hub: FakeHub):
                     return self._send(200, {"transfer": "basic", "objects": [
                         {"oid": o["oid"], "size": o["size"], "actions": {"upload": {"href": f"{base}/lfs/{o['oid']}"}}}
                         if o["oid"] not in hub.lfs else {"oid": o["oid"], "size": o["size"]} for o in objs]})
+                im = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)(?:/revision/main)?", path)
+                if method == "GET" and im and im.group(1) in hub.repos:  # repo info: access as it is now
+                    r = hub.repos[im.group(1)]
+                    private, gated = r["create"].get("private", False) or r["create"].get("visibility") == "private", False
+                    for s in r["settings"]:
+                        if "visibility" in s:
+                            private = s["visibility"] == "private"
+                        if s.get("private") is not None:
+                            private = bool(s["private"])
+                        if s.get("gated") is not None:
+                            gated = s["gated"]
+                    return self._send(200, {"id": im.group(1), "private": private, "gated": gated, "sha": r["commits"][-1]["oid"] if r["commits"] else None})
                 if not m or m.group(1) not in hub.repos:
                     hub.unknown.append(f"{method} {path}")
                     return self._send(404, {"error": "Repository not found"})
@@ -213,6 +225,7 @@ def test_push_one_commit_per_version_then_tag(mixed_catalog, catalog: Catalog, s
     assert {hashlib.sha256(local[s]).hexdigest() for s in v1.shards} <= set(fake_hub.lfs)
     assert repo["tags"] == {"v1.0.0": c1["oid"]}
     assert f"commit {c1['oid'][:12]}, tag v1.0.0" in proc.stdout
+    assert "(private, gated (auto))" in proc.stdout
 
     # The same version again: refused before anything is uploaded.
     again = _daad(fake_hub, "push", str(v1.path), "acme/daad")
@@ -224,8 +237,14 @@ def test_push_one_commit_per_version_then_tag(mixed_catalog, catalog: Catalog, s
 
     catalog.update(mixed_catalog["p_leak_visa"], who="review", duplicate_of=mixed_catalog["p_crack"])
     catalog.update(mixed_catalog["p_unassigned"], who="review", anomaly_class=taxonomy.CLASSES[3])
-    proc = _daad(fake_hub, "publish", "--version", "1.1.0", "--out", str(out), "--shard-size", "1500000", "--push", "acme/daad", "--quiet")
+    # A removal calls for a major bump: refused before anything is written, then forced.
+    small = _daad(fake_hub, "publish", "--version", "1.1.0", "--out", str(out), "--push", "acme/daad", "--quiet")
+    assert small.returncode == 1 and "call for a major bump (e.g. v2.0.0); nothing written" in small.stderr, small.stderr
+    assert not (out / "v1.1.0").exists()
+    proc = _daad(fake_hub, "publish", "--version", "1.1.0", "--out", str(out), "--shard-size", "1500000", "--push", "acme/daad",
+                 "--quiet", "--force-version")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(private, gated (auto))" in proc.stdout  # no --private this time, but the repo stays private: say so
     assert TOKEN not in proc.stdout + proc.stderr
     assert len(repo["commits"]) == 2
     c2 = repo["commits"][1]

@@ -71,7 +71,7 @@ def fo(tmp_path_factory):
                 break
             except OSError:
                 if mongod.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mongod did not start: {(root / 'mongod.log').read_text()[-2000:]}")
+                    raise RuntimeError(f"mongod did not start: {(root / 'mongod.log').read_text()[-2000:]}") from None
                 time.sleep(0.2)
         yield fiftyone
     finally:

@@ -12,6 +12,9 @@ import os
 
 import click
 
+from daad.cli.errors import DaadGroup
+from daad.cli.params import UserPath
+
 COMMAND_MODULES = [
     "daad.cli.collect",
     "daad.cli.collect_dataset",
@@ -26,11 +29,12 @@ COMMAND_MODULES = [
     "daad.cli.dedupe",
     "daad.cli.demo",
     "daad.cli.annotate",
+    "daad.cli.licence",
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--home", type=click.Path(file_okay=False), envvar="DAAD_HOME", help="DAAD_HOME: catalog and media store (default ~/.daad).")
+@click.group(cls=DaadGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", type=UserPath(file_okay=False), envvar="DAAD_HOME", help="DAAD_HOME: catalog and media store (default ~/.daad).")
 @click.version_option(package_name="daad")
 def main(home: str | None) -> None:
     """daad: collect real anomalies, curate them into DAAD, publish it, inject it.

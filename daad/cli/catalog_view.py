@@ -6,12 +6,13 @@ import json
 
 import click
 
+from daad.cli.params import UserPath
 from daad.core import taxonomy
 from daad.core.text_table import format_table
 
 
 @click.command()
-@click.option("--plot", type=click.Path(dir_okay=False), help="Also save a class x source bar chart as PNG.")
+@click.option("--plot", type=UserPath(dir_okay=False), help="Also save a class x source bar chart as PNG.")
 def status(plot: str | None) -> None:
     """Samples by anomaly class x source, with masks present/missing.
 
@@ -22,7 +23,7 @@ def status(plot: str | None) -> None:
     from daad.core.catalog import Catalog
     from daad.curate.status import plot_status, status_table
 
-    catalog = Catalog()
+    catalog = Catalog(readonly=True)
     click.echo(f"catalog: {catalog.path} ({len(catalog)} samples)")
     click.echo(status_table(catalog))
     if plot:
@@ -48,7 +49,7 @@ def ls(anomaly_class, source, origin, mask_status, leaks, representatives, as_js
     from daad.core.catalog import Catalog
     from daad.core.media_store import MediaStore
 
-    catalog = Catalog()
+    catalog = Catalog(readonly=True)
     store = MediaStore(catalog.home)
     recs = list(catalog.find(anomaly_class, source, origin, mask_status, representatives, leaks))
     if as_json:
@@ -74,7 +75,7 @@ def info(sample_id: str) -> None:
     from daad.core.media_store import MediaStore
     from daad.core.record import origin_key
 
-    catalog = Catalog()
+    catalog = Catalog(readonly=True)
     rec = catalog.get(sample_id)
     if rec is None:
         raise click.ClickException(f"no sample with id or unique prefix {sample_id!r}")

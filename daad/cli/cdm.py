@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.params import UserPath
 from daad.core import taxonomy
 from daad.core.errors import DaadError
 
@@ -32,8 +33,8 @@ def cdm() -> None:
 
 @cdm.command("train")
 @click.option("--pretrained", required=True, help="Stable-Diffusion-style model: folder with tokenizer/ text_encoder/ vae/ unet/ scheduler/, or a cached hub id.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="A `daad synthesize` output folder (abnormal/, mask/, manifest.jsonl).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the trained CDM (embeddings, config, checkpoints).")
+@click.option("--data", required=True, type=UserPath(exists=True, file_okay=False), help="A `daad synthesize` output folder (abnormal/, mask/, manifest.jsonl).")
+@click.option("--out", required=True, type=UserPath(file_okay=False), help="Folder for the trained CDM (embeddings, config, checkpoints).")
 @click.option("--classes", default=None, help="Comma-separated classes to learn (default: every class in the data).")
 @click.option("--steps", default=3000, show_default=True, help="Optimisation steps in total (with --resume: up to this many).")
 @click.option("--batch-size", default=1, show_default=True)
@@ -75,12 +76,12 @@ def train_cmd(pretrained, data, out, classes, steps, batch_size, lr, resolution,
 
 
 @cdm.command("generate")
-@click.option("--cdm", "cdm_dir", required=True, type=click.Path(exists=True, file_okay=False), help="A folder written by `daad cdm train`.")
-@click.option("--targets", required=True, type=click.Path(exists=True), help="A normal image or a folder of them (searched recursively).")
+@click.option("--cdm", "cdm_dir", required=True, type=UserPath(exists=True, file_okay=False), help="A folder written by `daad cdm train`.")
+@click.option("--targets", required=True, type=UserPath(exists=True), help="A normal image or a folder of them (searched recursively).")
 @click.option("--class", "anomaly_class", required=True, type=click.Choice(taxonomy.CLASSES), help="Which learned class to generate.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder: abnormal/, mask/, manifest.jsonl (as `daad synthesize`).")
+@click.option("--out", required=True, type=UserPath(file_okay=False), help="Output folder: abnormal/, mask/, manifest.jsonl (as `daad synthesize`).")
 @click.option("--per-image", default=10, show_default=True, help="Anomalies generated per normal image.")
-@click.option("--masks", default=None, type=click.Path(exists=True, file_okay=False), help="Folder with one <target name>.png mask per target (a/x.png -> a_x.png); default: draw from the CAI masks the CDM was trained on.")
+@click.option("--masks", default=None, type=UserPath(exists=True, file_okay=False), help="Folder with one <target name>.png mask per target (a/x.png -> a_x.png); default: draw from the CAI masks the CDM was trained on.")
 @click.option("--steps", default=50, show_default=True, help="DDIM denoising steps.")
 @click.option("--guidance", default=7.5, show_default=True, help="Classifier-free guidance scale.")
 @click.option("--strength", default=1.0, show_default=True, help="How much noise to start from inside the mask (0-1].")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.params import UserPath
 from daad.core import taxonomy
 
 
@@ -13,7 +14,7 @@ def collect() -> None:
 
 
 @collect.command("photos")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("folder", type=UserPath(exists=True, file_okay=False))
 @click.option("--class", "anomaly_class", type=click.Choice(taxonomy.CLASSES_AND_UNASSIGNED), help="Class of every photo (default: first folder name if it is a class).")
 @click.option("--license", "license_", default="", help="SPDX id of the photos' licence, e.g. CC-BY-4.0 (no licence: never published).")
 @click.option("--attribution", default="", help="Who to credit, e.g. 'ACME QA'.")
@@ -32,6 +33,15 @@ def photos(folder: str, anomaly_class: str | None, license_: str, attribution: s
 
     report = collect_photos(folder, anomaly_class=anomaly_class, license=license_, attribution=attribution, name=name, progress=not quiet)
     click.echo(report.summary())
+    unlicensed = report.count("added") if not license_.strip() else 0
+    if unlicensed:
+        from pathlib import Path
+
+        origin = f"photos:{name or Path(folder).resolve().name}"
+        click.echo(
+            f"warning: {unlicensed} photo{'s' if unlicensed != 1 else ''} collected without --license: never published until "
+            f"they have one; set it with `daad set-license {origin} CC-BY-4.0 --attribution \"...\"`", err=True,
+        )
 
 
 def register(group: click.Group) -> None:

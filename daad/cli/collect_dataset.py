@@ -8,13 +8,14 @@ import click
 
 from daad.cli import choices
 from daad.cli.collect import collect
+from daad.cli.params import UserPath
 
 @click.command("dataset")
 @click.argument("name", type=choices.DATASETS)
-@click.argument("path", type=click.Path(file_okay=False))
-@click.option("--mapping", "mapping_file", type=click.Path(exists=True, dir_okay=False), help="YAML of <label or defect type>: <class or null>, laid over the default mapping.")
+@click.argument("path", type=UserPath(file_okay=False))
+@click.option("--mapping", "mapping_file", type=UserPath(exists=True, dir_okay=False), help="YAML of <label or defect type>: <class or null>, laid over the default mapping.")
 @click.option("--download", is_flag=True, help="First fetch the publisher's archive, verify its checksum and extract it safely into PATH.")
-@click.option("--dest", type=click.Path(file_okay=False), help="With --download: where the archive is kept (default DAAD_HOME/downloads); a partial one resumes.")
+@click.option("--dest", type=UserPath(file_okay=False), help="With --download: where the archive is kept (default DAAD_HOME/downloads); a partial one resumes.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest: str | None, quiet: bool) -> None:
     """Collect the anomalous images (with ground-truth masks) of a public IAD dataset.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.params import UserPath
+
 from daad.cli.collect import collect
 
 
 @click.command("paper-datasets")
-@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.argument("root", type=UserPath(exists=True, file_okay=False))
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def paper_datasets(root: str, quiet: bool) -> None:
     """Find the paper's nine existing datasets under ROOT, collect those present, list the rest.
@@ -33,7 +35,7 @@ def paper_datasets(root: str, quiet: bool) -> None:
 
 
 @click.command("daad-sources")
-@click.argument("xlsx", type=click.Path(exists=True, dir_okay=False))
+@click.argument("xlsx", type=UserPath(exists=True, dir_okay=False))
 @click.option("--classes", help="Comma-separated class sheets to read (default: all eight), e.g. crack,hole.")
 @click.option("--limit", type=click.IntRange(min=1), help="Sources to try in this run at most; the next run continues.")
 @click.option("--mirror", help="Fetch every URL as MIRROR/<scheme>/<host>/<path>?<query> (an offline mirror or cache; its host may be private).")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.params import UserPath
+
 from daad.cli import choices
 
 def _require_dedupe_extra() -> None:
@@ -21,7 +23,7 @@ _K_HELP = "Hamming threshold on hamming(pHash) + hamming(dHash) (default 8, meas
 @click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
 @click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies (8 dihedral variants per image; reads every image again).")
 @click.option("--method", type=click.Choice(["mih", "brute"]), default="mih", show_default=True, help="Search: multi-index hashing, or all pairs.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Save a contact sheet PNG of the largest clusters.")
+@click.option("--plot", type=UserPath(dir_okay=False), help="Save a contact sheet PNG of the largest clusters.")
 @click.option("--limit", type=int, default=20, show_default=True, help="Clusters listed in the report.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, quiet: bool) -> None:
@@ -39,9 +41,9 @@ def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, qu
     """
     _require_dedupe_extra()
     from daad.core.catalog import Catalog
+    from daad.core.media_store import MediaStore
     from daad.curate.dedupe import contact_sheet
     from daad.curate.dedupe import dedupe as run
-    from daad.core.media_store import MediaStore
 
     catalog = Catalog()
     store = MediaStore(catalog.home)
@@ -53,7 +55,7 @@ def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, qu
 
 @click.command()
 @click.argument("name", type=choices.DATASETS)
-@click.argument("path", type=click.Path(file_okay=False, exists=True))
+@click.argument("path", type=UserPath(file_okay=False, exists=True))
 @click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
 @click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies of the dataset's images.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.params import UserPath
+
 
 @click.command("demo")
-@click.option("--out", "out_dir", default="daad-demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default="daad-demo", show_default=True, type=UserPath(file_okay=False),
               help="Folder for everything the demo writes (its own DAAD_HOME, release, CAI output).")
 @click.option("--per-image", default=4, show_default=True, type=click.IntRange(min=1), help="Pseudo anomalies per target board.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="CAI processes.")
@@ -16,14 +18,17 @@ def demo(out_dir: str, per_image: int, workers: int, quiet: bool) -> None:
 
     Needs no network and touches nothing outside OUT (not even ~/.daad): five MVTec AD
     anomalies (CC BY-NC-SA 4.0) become a published DAAD v1.0.0, then CAI injects them
-    into four DeepPCB boards (MIT). Safe to re-run.
+    into four normal MVTec AD images (two capsules, two bottles). Safe to re-run.
 
     \b
     Example:
       daad demo --out daad-demo
     """
-    from daad.demo import run_demo
+    from daad.demo import keep_caches_under
+
+    keep_caches_under(out_dir)  # before datasets / matplotlib are imported
     from daad.core.errors import DaadError
+    from daad.demo import run_demo
 
     if quiet:
         import datasets

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.params import UserPath
 from daad.core import taxonomy
 
 
@@ -19,7 +20,7 @@ def masks() -> None:
 @click.option("--polarity", type=click.Choice(["auto", "dark", "bright"]), default="auto", show_default=True, help="Anomalies darker or brighter than the surface.")
 @click.option("--scale", "se_fraction", type=click.FloatRange(0.01, 0.5), default=0.08, show_default=True, help="Background window, as a fraction of the shorter image side; larger than the widest anomaly.")
 @click.option("--redo", is_flag=True, help="Also re-propose samples whose mask is already `proposed`.")
-@click.option("--preview", type=click.Path(dir_okay=False), help="Also save a PNG grid of the new proposals overlaid in red.")
+@click.option("--preview", type=UserPath(dir_okay=False), help="Also save a PNG grid of the new proposals overlaid in red.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def propose(ids: tuple[str, ...], anomaly_class: str | None, origin: str | None, polarity: str, se_fraction: float, redo: bool, preview: str | None, quiet: bool) -> None:
     """Propose masks (status `proposed`) with a method that needs no model weights.
@@ -58,7 +59,7 @@ def propose(ids: tuple[str, ...], anomaly_class: str | None, origin: str | None,
 
 
 @masks.command("import")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("folder", type=UserPath(exists=True, file_okay=False))
 @click.option("--binarize", is_flag=True, help="Accept grey/anti-aliased masks: values >= --threshold become foreground.")
 @click.option("--threshold", type=click.IntRange(0, 255), default=128, show_default=True)
 @click.option("--replace", is_flag=True, help="Also replace existing annotated or ground-truth masks.")

@@ -6,6 +6,8 @@ import re
 
 import click
 
+from daad.cli.params import UserPath
+
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
@@ -26,18 +28,19 @@ def _gate(value: str | None) -> str | None:
 
 @click.command("publish")
 @click.option("--version", "version", required=True, help="Semantic version X.Y.Z of this release (never overwritten).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder holding all versions; writes OUT/vX.Y.Z.")
-@click.option("--previous", type=click.Path(exists=True, dir_okay=False), help="manifest.json of the previous version to diff against (default: newest older version in OUT).")
+@click.option("--out", "out_dir", required=True, type=UserPath(file_okay=False), help="Folder holding all versions; writes OUT/vX.Y.Z.")
+@click.option("--previous", type=UserPath(exists=True, dir_okay=False), help="manifest.json of the previous version to diff against (default: newest older version in OUT).")
 @click.option("--shard-size", default="500MB", show_default=True, help="Largest parquet shard (image + mask bytes).")
 @click.option("--push", "repo_id", default=None, help="Also upload to this Hub dataset repo (<org>/<name>): one commit, tag vX.Y.Z.")
 @click.option("--private", is_flag=True, help="With --push: the Hub repo is private.")
 @click.option("--gated", type=_GATED, default=None, help="Hub access gate (default: what the sources' licences ask for).")
 @click.option("--card-repo", default=None, help="Repo id the card's examples load from (default: the --push repo, else <org>/daad).")
 @click.option("--local", is_flag=True, help="A release for private use: also images whose licence forbids redistribution or is unknown (never pushed).")
+@click.option("--force-version", is_flag=True, help="Write even if VERSION is a smaller bump than the changes call for (refused without it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def publish_cmd(
     version: str, out_dir: str, previous: str | None, shard_size: str, repo_id: str | None, private: bool, gated: str | None,
-    card_repo: str | None, local: bool, quiet: bool,
+    card_repo: str | None, local: bool, force_version: bool, quiet: bool,
 ) -> None:
     """Write version X.Y.Z of DAAD as a script-free Hugging Face dataset folder.
 
@@ -62,8 +65,8 @@ def publish_cmd(
         raise click.ClickException("--local and --push exclude each other: a local release may hold images that must not be redistributed")
     try:
         result = publish(
-            Catalog(), version, out_dir, previous=previous, shard_bytes=parse_size(shard_size),
-            repo_id=card_repo or repo_id or "<org>/daad", gated=_gate(gated), local=local, progress=not quiet,
+            Catalog(readonly=True), version, out_dir, previous=previous, shard_bytes=parse_size(shard_size),
+            repo_id=card_repo or repo_id or "<org>/daad", gated=_gate(gated), local=local, progress=not quiet, force_version=force_version,
         )
     except PublishError as exc:
         raise click.ClickException(str(exc)) from None
@@ -89,7 +92,7 @@ def _push(folder: str, repo_id: str, private: bool, gated: str | None) -> None:
 
 
 @click.command("push")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("folder", type=UserPath(exists=True, file_okay=False))
 @click.argument("repo_id")
 @click.option("--private", is_flag=True, help="The Hub repo is private.")
 @click.option("--gated", type=_GATED, default=None, help="Hub access gate (default: what the version's manifest records).")

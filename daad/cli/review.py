@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.params import UserPath
+
 
 @click.command()
 @click.option("--dataset", "name", default="daad", show_default=True, help="Name of the persistent FiftyOne dataset.")
@@ -12,7 +14,7 @@ import click
 @click.option("--address", default=None, help="Address to serve on (default: FiftyOne's, localhost; 0.0.0.0 for every interface).")
 @click.option("--apply-tags", is_flag=True, help="Apply the tags class:<name>, mask:ok, mask:bad typed in the App to the catalog, then exit.")
 @click.option("--no-app", is_flag=True, help="Only load the catalog into the dataset (saved views, masks); do not open the App.")
-@click.option("--release", type=click.Path(file_okay=False), help="Open a published release folder (masks bit-exact) instead of the catalog.")
+@click.option("--release", type=UserPath(file_okay=False), help="Open a published release folder (masks bit-exact) instead of the catalog.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def review(name: str, remote: bool, port: int, address: str | None, apply_tags: bool, no_app: bool, release: str | None, quiet: bool) -> None:
     """Review classes and masks in the FiftyOne App; decisions go to the catalog.
@@ -33,7 +35,7 @@ def review(name: str, remote: bool, port: int, address: str | None, apply_tags: 
     try:
         from daad.curate import review as rv
     except ImportError as e:
-        raise click.ClickException(f"daad review needs FiftyOne: pip install 'daad[review]' ({e})")
+        raise click.ClickException(f"daad review needs FiftyOne: pip install 'daad[review]' ({e})") from None
     import fiftyone as fo
 
     from daad.core.catalog import Catalog

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from daad.cli import choices
+from daad.cli.params import UserPath
 from daad.core import taxonomy
 
 
@@ -32,14 +33,14 @@ def _parse_classes(text: str | None) -> list[str] | None:
 @click.command("synthesize")
 @click.option("--dataset", required=True, help="Published DAAD: a `daad publish` output folder (or one vX.Y.Z in it) or a Hub repo id.")
 @click.option("--exclude", default=None, help="Evaluation dataset to keep out (reads config exclude_<name>; refuses if it is missing). Without it: config full.")
-@click.option("--targets", required=True, type=click.Path(exists=True), help="Folder of normal target images (searched recursively) or one image.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (anomalib Folder layout).")
+@click.option("--targets", required=True, type=UserPath(exists=True), help="Folder of normal target images (searched recursively) or one image.")
+@click.option("--out", "out_dir", required=True, type=UserPath(file_okay=False), help="Output folder (anomalib Folder layout).")
 @click.option("--per-image", default=10, show_default=True, type=click.IntRange(min=1), help="Pseudo anomalies per target, split large/medium/small 4:3:3.")
 @click.option("--split", "split", default=None, help="Explicit large,medium,small counts per target, e.g. 6,2,2 (overrides --per-image).")
 @click.option("--mode", default="normal", show_default=True, type=choices.MODES, help="Poisson editing mode: normal (CAI-N) or mixed (CAI-M).")
 @click.option("--classes", default=None, help="Only these anomaly classes, comma-separated, e.g. crack,scratch.")
 @click.option("--foreground", default="auto", show_default=True, type=choices.FOREGROUNDS, help="Foreground m(I): auto picks per image and says which.")
-@click.option("--rembg-model", type=click.Path(exists=True, dir_okay=False), default=None, help="Local rembg ONNX model (e.g. u2net.onnx); used by rembg and by auto.")
+@click.option("--rembg-model", type=UserPath(exists=True, dir_okay=False), default=None, help="Local rembg ONNX model (e.g. u2net.onnx); used by rembg and by auto.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Targets are resized to SIZE x SIZE.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same inputs -> bit-identical output.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")

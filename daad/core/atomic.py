@@ -5,6 +5,11 @@ a resumed run) that cannot tell a truncated PNG or JSON from a good one; writing
 temporary file beside the target and renaming it over the target makes each file
 appear whole or not at all. (The media store keeps its own variant, which also fsyncs:
 it is the one copy of a user's data.)
+
+Modes: `mkstemp` creates its file 0600 (private, whatever the umask), and a rename keeps
+that mode, so every output would be unreadable to other users and to training
+containers running as another uid. Each temp file is given the mode `open()` would have
+given a new file (`umasked()`) before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -16,19 +21,43 @@ from pathlib import Path
 from typing import Iterator, Union
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it where Linux says it (/proc), else by setting it back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umasked(mode: int = 0o666) -> int:
+    """`mode` less the umask: what `open()` (0o666) or `mkdir()` (0o777) gives a new file or folder."""
+    return mode & ~current_umask()
+
+
 @contextmanager
 def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` when the block succeeds and is removed when it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")  # short: a 250-byte name stays legal
-    os.close(fd)
+    try:
+        os.fchmod(fd, umasked())
+    finally:
+        os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp), tmp):  # name the file the user asked for
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

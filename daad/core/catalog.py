@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+from urllib.parse import quote
 
+from daad.core.errors import CatalogError
 from daad.core.record import FIELDS, ORIGIN_FIELDS, Record, origin_key
 from daad.core.settings import daad_home
 
@@ -120,39 +122,120 @@ def _from_row(row: sqlite3.Row) -> Record:
     return Record(**d)
 
 
+def _why_not_writable(folder: Path) -> str | None:
+    """None when this process can create files in `folder`, else the reason in words."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "no write permission"
+    return None
+
+
 class Catalog:
     """The DAAD catalog in `<home>/catalog.sqlite` (home defaults to DAAD_HOME).
 
     Safe to open from several processes at once; each thread gets its own connection.
+
+    `readonly=True` is for commands that only read (status, ls, info, publish): it
+    creates nothing (a home or catalog that does not exist is an error, so a mistyped
+    DAAD_HOME is not silently a new empty catalog), and it works on a read-only home
+    (a backup on a read-only mount, another user's catalog). A writing open on a home
+    that cannot be written says so and why before anything is tried.
     """
 
-    def __init__(self, home: Path | str | None = None):
+    def __init__(self, home: Path | str | None = None, readonly: bool = False):
         self.home = Path(home or daad_home()).expanduser()
-        self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "catalog.sqlite"
+        self.readonly = readonly
+        if readonly:
+            if not self.path.is_file():
+                what = "no such folder" if not self.home.exists() else f"no catalog ({self.path.name}) in it"
+                raise CatalogError(
+                    f"{self.home}: {what}; nothing collected there yet, or DAAD_HOME / --home is mistyped (nothing was created)"
+                )
+        else:
+            self._check_writable()
         self._local = threading.local()
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise CatalogError(f"{self.path}: {self.damaged(exc)}") from None
+
+    @staticmethod
+    def damaged(exc: sqlite3.Error) -> str:
+        """The one line for a catalog SQLite cannot read (truncated, garbage, not a database)."""
+        return f"not a readable daad catalog ({exc}); restore it from a backup, or move it away to start a new one"
+
+    def _check_writable(self) -> None:
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(f"{self.home}: cannot create DAAD_HOME ({exc.strerror}); set DAAD_HOME or --home to a writable folder") from None
+        why = _why_not_writable(self.home)
+        if why is None and self.path.exists() and not os.access(self.path, os.W_OK):
+            why = "the catalog file is not writable"
+        if why:
+            raise CatalogError(
+                f"{self.path}: cannot write the catalog ({why}); read-only commands (status, ls, info, publish) "
+                "still work; to change it, use a writable copy (DAAD_HOME or --home)"
+            )
 
     # -- connection and schema ------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if not self.readonly:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        else:
+            # mode=ro reads a WAL catalog only where SQLite can create its -shm file beside it
+            # (or finds one). In a read-only folder without one, the catalog was closed cleanly
+            # (no -wal either), so nothing else can be writing it: open it as immutable.
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            wal = self.path.with_name(self.path.name + "-wal")
+            shm = self.path.with_name(self.path.name + "-shm")
+            if not shm.exists() and _why_not_writable(self.home):
+                if wal.exists() and wal.stat().st_size > 0:
+                    raise CatalogError(
+                        f"{wal}: the catalog has changes not yet merged into {self.path.name} and its folder is read-only; "
+                        "open it once with any daad command where the folder is writable"
+                    )
+                uri += "&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA query_only=1")
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
+
     @property
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn = self._connect()
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def _migrate(self) -> None:
         db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogError(f"{self.path}: schema version {version} is newer than this daad ({SCHEMA_VERSION}); upgrade daad")
+        if self.readonly:
+            if version < SCHEMA_VERSION:
+                raise CatalogError(
+                    f"{self.path}: " + ("an empty file, not a daad catalog" if version == 0 else
+                                        f"schema version {version} is older than this daad's ({SCHEMA_VERSION}); "
+                                        "run a writing command (e.g. daad dedupe) once to upgrade it")
+                )
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: schema version {version} is newer than this daad ({SCHEMA_VERSION}); upgrade daad")
+                raise CatalogError(f"{self.path}: schema version {version} is newer than this daad ({SCHEMA_VERSION}); upgrade daad")
             for v in range(version, SCHEMA_VERSION):
                 for stmt in MIGRATIONS[v]:
                     db.execute(stmt)
@@ -166,9 +249,14 @@ class Catalog:
     def schema_version(self) -> int:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
 
+    def _writing(self) -> None:
+        if self.readonly:
+            raise CatalogError(f"{self.path}: opened read-only (Catalog(readonly=True)); this change needs a writing open")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes: all of them land, or none (nested uses join the outer one)."""
+        self._writing()
         db = self._db
         if db.in_transaction:
             yield
@@ -190,6 +278,7 @@ class Catalog:
     # -- samples --------------------------------------------------------------------
     def add(self, rec: Record) -> bool:
         """Insert a new sample; returns False (and changes nothing) when the id exists."""
+        self._writing()
         now = _now()
         rec.added_at = rec.added_at or now
         rec.updated_at = now
@@ -299,6 +388,7 @@ class Catalog:
         return json.loads(row["value"]) if row else default
 
     def set_state(self, key: str, value: Any) -> None:
+        self._writing()
         self._db.execute(
             "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -311,6 +401,7 @@ class Catalog:
         return dict(row) if row else None
 
     def mark_url(self, provider: str, url: str, outcome: str, sample_id: str | None = None, reason: str = "") -> None:
+        self._writing()
         self._db.execute(
             "INSERT OR REPLACE INTO seen_urls (provider, url, sample_id, outcome, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
             (provider, url, sample_id, outcome, reason, _now()),

@@ -30,3 +30,7 @@ class BadMaskError(BadItemError):
 
 class LayoutError(DaadError):
     """A folder does not have the layout a collector expects (names what was expected, and where)."""
+
+
+class CatalogError(DaadError):
+    """The catalog cannot be used: no catalog there, damaged, from a newer daad, or not writable (says which and why)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Union
 
 from tqdm import tqdm
 
@@ -192,7 +192,7 @@ def ingest(
 ) -> CollectReport:
     """Ingest every item, reporting and skipping bad ones; never stops the batch for one item."""
     report = CollectReport()
-    bar: Iterator = tqdm(items, total=total, desc=desc, unit="img", disable=not progress)
+    bar: Iterable = tqdm(items, total=total, desc=desc, unit="img", disable=not progress)
     for item in bar:
         if isinstance(item, Skip):
             report.add(Outcome(item.name, "skipped", reason=item.reason, anomaly_class=item.label or "-"))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from daad.core.atomic import umasked
 from daad.core.images import ImageSource, encode_png, load_image, load_mask
 from daad.core.settings import daad_home
 
@@ -42,12 +43,15 @@ class MediaStore:
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".png")
         try:
             with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), umasked())  # mkstemp's 0600 would make the store private to this user
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:  # a failed write() names no file: say which
+                raise OSError(exc.errno, exc.strerror, str(final)) from exc
             raise
         return digest
 

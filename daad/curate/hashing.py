@@ -18,7 +18,6 @@ within a few bits of one of the original's variants. Variant 0 is the image itse
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence, Union
@@ -30,11 +29,12 @@ from tqdm import tqdm
 
 from daad.core.errors import BadItemError
 from daad.core.images import load_image
+from daad.core.processes import process_pool
 
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
 # Image.transpose codes of the 8 symmetries of the square; index 0 is the identity.
-DIHEDRAL: tuple[int | None, ...] = (
+DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     None,
     Image.Transpose.FLIP_LEFT_RIGHT,
     Image.Transpose.FLIP_TOP_BOTTOM,
@@ -53,8 +53,8 @@ def _thumbnails(im: Image.Image, variants: bool) -> tuple[np.ndarray, np.ndarray
     ph, dh = [], []
     for t in DIHEDRAL if variants else DIHEDRAL[:1]:
         g = grey if t is None else grey.transpose(t)
-        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.LANCZOS)))
-        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.LANCZOS)))
+        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS)))
+        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS)))
     return np.stack(ph), np.stack(dh)
 
 
@@ -163,7 +163,8 @@ def hash_files(
 ) -> Hashes:
     """Hash image files in parallel processes (decoding dominates); bad files are reported, not fatal.
 
-    `workers` defaults to the CPU count; 1 runs in this process.
+    `workers` defaults to the CPU count; 1 runs in this process; more run in `process_pool()`
+    (spawned, and they die with this process).
     """
     paths = [str(p) for p in paths]
     workers = workers or os.cpu_count() or 1
@@ -176,7 +177,7 @@ def hash_files(
             parts.append(r)
             bar.update(len(c[0]))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             for r, c in zip(pool.map(_thumbs_of_files, chunks), chunks):
                 parts.append(r)
                 bar.update(len(c[0]))

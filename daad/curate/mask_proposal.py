@@ -153,7 +153,7 @@ def propose_mask(image: Image.Image | np.ndarray, params: ProposalParams | None 
     w, h = grey.size
     scale = min(1.0, p.work_side / max(w, h))
     if scale < 1.0:
-        grey = grey.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BOX)
+        grey = grey.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
     g = ndi.median_filter(np.asarray(grey, dtype=np.float64) / 255.0, size=3)
     se = max(7, int(round(p.se_fraction * min(g.shape))) | 1)
     residuals = {}
@@ -189,7 +189,7 @@ def propose_mask(image: Image.Image | np.ndarray, params: ProposalParams | None 
         return Proposal(None, pol, low, area, f"the strongest {pol} region has only {int(mask.sum())} px at the working scale", info, peak_z, contrast)
     if area > p.max_area:
         return Proposal(None, pol, low, area, f"the {pol} residual covers {area:.0%} of the image: surface not smooth enough for this method", info, peak_z, contrast)
-    full = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
+    full = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 0
     return Proposal(full, pol, low, area, params=info, peak_z=peak_z, contrast=contrast)
 
 

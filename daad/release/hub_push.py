@@ -12,7 +12,11 @@ that already exists is never moved: the push stops before uploading anything.
 
 The token comes from where `huggingface_hub` always looks (HF_TOKEN, the saved login)
 unless one is passed; it is never printed or logged by daad. `HF_ENDPOINT` points the
-client at another Hub (a team's mirror, or the tests' local server).
+client at another Hub (a team's mirror, or the tests' local server); for any endpoint but
+huggingface.co the Xet upload protocol is switched off (HF_HUB_DISABLE_XET=1), because
+only the Hugging Face Hub serves it and the client would otherwise fail on a plain
+Hub-compatible server. The access the summary prints is what the Hub reports after the
+push (a repo that was private stays private when `--private` is not given).
 
 A local release (manifest `"redistributable": false`, written by `daad publish --local`)
 holds images whose licences forbid redistribution: it is refused before any request.
@@ -21,12 +25,28 @@ holds images whose licences forbid redistribution: it is refused before any requ
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from daad.release.publish import PublishError, load_manifest, version_name
 
 REPO_TYPE = "dataset"
+HF_HUB = "https://huggingface.co"
+
+
+def xet_off_for_other_hubs() -> bool:
+    """Set HF_HUB_DISABLE_XET=1 when HF_ENDPOINT is not the Hugging Face Hub (unless the user set it); True if off."""
+    endpoint = os.environ.get("HF_ENDPOINT", HF_HUB).rstrip("/")
+    if endpoint in (HF_HUB, "https://hf.co") or "HF_HUB_DISABLE_XET" in os.environ:
+        return os.environ.get("HF_HUB_DISABLE_XET", "").lower() in ("1", "true", "yes", "on")
+    os.environ["HF_HUB_DISABLE_XET"] = "1"
+    if "huggingface_hub.constants" in sys.modules:  # already imported (e.g. by `datasets` during publish): it read the variable then
+        from huggingface_hub import constants
+
+        constants.HF_HUB_DISABLE_XET = True
+    return True
 
 
 @dataclass
@@ -75,6 +95,7 @@ def push_version(
     Returns:
         PushResult with the commit id and the tag.
     """
+    xet_off_for_other_hubs()
     from huggingface_hub import HfApi
 
     folder = Path(folder)
@@ -106,4 +127,6 @@ def push_version(
         delete_patterns="*",  # the commit's tree is exactly this version (.gitattributes is kept)
     )
     api.create_tag(repo_id, repo_type=REPO_TYPE, tag=tag, revision=commit.oid, tag_message=f"DAAD {tag}")
-    return PushResult(repo_id=repo_id, tag=tag, commit=commit.oid, url=str(url), files=files, gated=gate, private=private)
+    info = api.dataset_info(repo_id)  # what the Hub says now, not what was asked
+    return PushResult(repo_id=repo_id, tag=tag, commit=commit.oid, url=str(url), files=files,
+                      gated=info.gated if isinstance(info.gated, str) else "", private=bool(info.private))

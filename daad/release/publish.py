@@ -46,6 +46,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,6 +57,7 @@ from tqdm import tqdm
 
 from daad.core import licenses, taxonomy
 from daad.release.fiftyone_config import write_fiftyone_config
+from daad.core.atomic import umasked
 from daad.core.catalog import Catalog
 from daad.release.dataset_card import CardInputs, SourceCard, gating, hub_license, load_source_card, render_card, size_category
 from daad.release.format import (
@@ -79,6 +81,8 @@ CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "nor
 NO_LEAK = "no_leak"
 SPLIT = "train"
 CHANGELOG_TITLE = "# DAAD changelog"
+# A `.vX.Y.Z.tmp-*` folder older than this is what a killed or failed publish left: removed at the next publish.
+STALE_TMP_S = 3600.0
 
 
 # Why a catalog row is not published, in the order they are checked (a row counts under its first).
@@ -550,19 +554,58 @@ def _manifest(
     )
 
 
-def _bump_warning(old_manifest: dict[str, Any] | None, new: tuple[int, int, int], log: Changelog) -> list[str]:
-    """A warning when the version bump is smaller than what the changes call for."""
+def _bump_problem(old_manifest: dict[str, Any] | None, new: tuple[int, int, int], log: Changelog) -> str | None:
+    """Why the version bump is smaller than what the changes call for (with the smallest right number), or None."""
     if not old_manifest or not old_manifest.get("version"):
-        return []
+        return None
     try:
         old = parse_version(str(old_manifest["version"]))
     except PublishError:
-        return []
+        return None
     order = ["patch", "minor", "major"]
     need, got = log.required_bump(), _bump(old, new)
-    if order.index(got) < order.index(need):
-        return [f"{version_name(new)} is a {got} bump over {version_name(old)} but the changes call for a {need} bump"]
-    return []
+    if order.index(got) >= order.index(need):
+        return None
+    right = {"major": (old[0] + 1, 0, 0), "minor": (old[0], old[1] + 1, 0), "patch": (old[0], old[1], old[2] + 1)}[need]
+    return (f"{version_name(new)} is a {got} bump over {version_name(old)} but the changes call for a {need} bump "
+            f"(e.g. {version_name(right)})")
+
+
+def _check_free_space(out: Path, records: list[Record], store: MediaStore) -> None:
+    """Refuse, before writing, a version that cannot fit in `out`.
+
+    Why a check and not an except: pyarrow's parquet writer does not return a full disk
+    as an error on every path; with content-defined chunking it fails a C++ `Check`
+    and aborts the whole process (seen with pyarrow 21 on a full tmpfs), which no Python
+    handler can catch and which leaves the temp folder behind. A shard holds the PNG
+    bytes as they are (no recompression), so the files' sizes plus 10% and 1 MB (row
+    groups, page index, card, manifest) bound what a version takes.
+    """
+    need = sum(store.image_path(r.id).stat().st_size + (store.mask_path(r.mask_sha).stat().st_size if r.mask_sha else 0)
+               for r in records)
+    need = int(need * 1.1) + 2**20
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise PublishError(f"{out}: No space left on device for this version: it needs about {need / 1e6:.1f} MB, "
+                           f"{free / 1e6:.1f} MB are free (disk full: free space there and run again); nothing written")
+
+
+def clean_stale_temporaries(out: Path, max_age_s: float = STALE_TMP_S) -> list[Path]:
+    """Remove `.vX.Y.Z.tmp-*` folders a killed or failed publish left in `out`; returns them.
+
+    Only folders older than `max_age_s` go, so a publish running right now in the same
+    folder keeps its own.
+    """
+    removed = []
+    now = time.time()
+    for p in out.glob(".v*.tmp-*"):
+        try:
+            if p.is_dir() and not p.is_symlink() and now - p.stat().st_mtime > max_age_s:
+                shutil.rmtree(p)
+                removed.append(p)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: leave it
+    return removed
 
 
 def publish(
@@ -577,6 +620,7 @@ def publish(
     gated: str | None = None,
     local: bool = False,
     progress: bool = True,
+    force_version: bool = False,
 ) -> PublishResult:
     """Write version `version` of the catalog to `out_dir/vX.Y.Z` (see the module docstring).
 
@@ -595,10 +639,13 @@ def publish(
         local: a local release for private use: also images whose licence forbids
             redistribution or is unknown; marked `redistributable: false`.
         progress: show a progress bar.
+        force_version: write even when the version number is smaller than the changes
+            call for (checked before anything is written; refused without this).
     Returns:
         PublishResult with the folder written and the numbers in its card.
     Raises:
-        PublishError: bad version or options, existing version, nothing publishable.
+        PublishError: bad version or options, existing version, a too small version
+            bump, nothing publishable.
     """
     vt = parse_version(version)
     vname = version_name(vt)
@@ -653,7 +700,17 @@ def publish(
     if gate and not prompt:
         prompt = "I agree to use each image only under its licence terms (see each row's `license` and `attribution`)."
 
+    manifest = _manifest(vstr, sel.records, gate, eval_sets, config_folders, empty_configs, local)
+    changelog = diff_manifests(old_manifest, manifest)
+    problem = _bump_problem(old_manifest, vt, changelog)
+    if problem and not force_version:
+        raise PublishError(f"{problem}; nothing written (choose that version, or pass --force-version)")
+    if problem:
+        warnings.append(problem)
+
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(out)
+    _check_free_space(out, sel.records, store)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{vname}.tmp-"))
     try:
         with tqdm(total=len(sel.records), desc=f"publish {vname}", unit="img", disable=not progress) as bar:
@@ -662,9 +719,6 @@ def publish(
             name: {k: sum(sizes[f][k] for f in folders) for k in ("num_bytes", "download_size", "rows")}
             for name, folders in config_folders.items()
         }
-        manifest = _manifest(vstr, sel.records, gate, eval_sets, config_folders, empty_configs, local)
-        changelog = diff_manifests(old_manifest, manifest)
-        warnings += _bump_warning(old_manifest, vt, changelog)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         section = changelog.markdown(vstr, date, {r.id: r.anomaly_class for r in sel.records})
         earlier = old_changelog.removeprefix(CHANGELOG_TITLE).strip("\n")
@@ -696,7 +750,7 @@ def publish(
         write_fiftyone_config(tmp, vstr, list(licence_rows), f"DAAD {vstr}: real anomaly images with pixel masks, {len(sel.records)} samples")
         _write_json(tmp / "manifest.json", manifest)
         _write_json(tmp / "changelog.json", {"version": vstr, **changelog.to_dict()})
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a published folder is meant to be shared
+        os.chmod(tmp, umasked(0o777))  # mkdtemp makes it 0700; a published folder is meant to be shared
         try:
             os.rename(tmp, final)  # atomic; fails if another publish created the version meanwhile
         except OSError as exc:

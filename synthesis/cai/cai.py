@@ -122,10 +122,10 @@ def resize_pattern(pattern: Pattern, side: int) -> tuple[np.ndarray, np.ndarray]
     rbox = bbox(msk_r)
     if rbox is None:
         return None
-    t, l, rh, rw = rbox
-    if t < 1 or l < 1 or t + rh + 1 > out_h or l + rw + 1 > out_w:  # cannot happen with the margin; be safe
+    top, left, rh, rw = rbox
+    if top < 1 or left < 1 or top + rh + 1 > out_h or left + rw + 1 > out_w:  # cannot happen with the margin; be safe
         return None
-    return img_r[t - 1 : t + rh + 1, l - 1 : l + rw + 1], msk_r[t - 1 : t + rh + 1, l - 1 : l + rw + 1]
+    return img_r[top - 1 : top + rh + 1, left - 1 : left + rw + 1], msk_r[top - 1 : top + rh + 1, left - 1 : left + rw + 1]
 
 
 class CAI:

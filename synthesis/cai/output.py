@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
@@ -35,11 +33,10 @@ from tqdm import tqdm
 from daad.core.errors import BadItemError, LayoutError
 from daad.core.images import IMAGE_SUFFIXES, load_image
 from daad.synthesis.folder import DEFAULT_PNG_LEVEL, FolderWriter, Output, preview_grid, stem_for
+from daad.core.processes import process_pool
 
 from .cai import CAI, resize_target
 
-PREVIEW_TARGETS = 4
-PREVIEW_TILE = 128
 
 
 @dataclass(frozen=True)
@@ -130,8 +127,7 @@ def _results(cai: CAI, targets: list[Target], writer: FolderWriter, workers: int
         _init_worker(cai, writer)
         yield from map(_one_target, targets)
         return
-    ctx = get_context("spawn")  # no fork: safe with threads (tqdm, arrow) in the parent
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cai, writer)) as ex:
+    with process_pool(workers, initializer=_init_worker, initargs=(cai, writer)) as ex:
         for rows, error in ex.map(_in_worker, targets, chunksize=1):
             writer.add(rows)
             yield rows, error

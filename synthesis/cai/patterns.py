@@ -22,6 +22,7 @@ import numpy as np
 
 from daad.core import taxonomy
 from daad.core.errors import DaadError
+from daad.core.locations import folder_or_hub_id
 from daad.release.format import config_name, published_folder
 
 from .matching import bbox
@@ -145,10 +146,10 @@ class PublishedPool:
 
 def resolve_dataset(dataset: str | Path) -> str:
     """A local published folder (the versions folder or one version) or a Hub repo id, as `load_dataset` wants it."""
-    p = Path(dataset).expanduser()
-    if p.exists():
-        return str(published_folder(p))
-    return str(dataset)
+    where = folder_or_hub_id(dataset)  # a mistyped folder is "no such folder", not 23 s of Hub retries
+    if isinstance(where, Path):
+        return str(published_folder(where))
+    return where
 
 
 def config_for(exclude: str | None) -> str:

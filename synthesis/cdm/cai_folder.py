@@ -97,8 +97,8 @@ def load_pair(sample: Sample, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """
     im = load_image(sample.image).convert("RGB")
     m = load_mask(sample.mask, im.size, binarize=True)
-    im = im.resize((resolution, resolution), Image.BICUBIC)
-    m = m.resize((resolution, resolution), Image.BOX)
+    im = im.resize((resolution, resolution), Image.Resampling.BICUBIC)
+    m = m.resize((resolution, resolution), Image.Resampling.BOX)
     x = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
     y = (np.asarray(m) > 0).astype(np.float32)[None]
     return x, y

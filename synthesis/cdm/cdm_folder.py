@@ -87,7 +87,7 @@ def save_mask_bank_entry(folder: str | Path, anomaly_class: str, name: str, mask
     if max(m.size) > MASK_BANK_SIDE:
         scale = MASK_BANK_SIDE / max(m.size)
         size = (max(1, round(m.width * scale)), max(1, round(m.height * scale)))
-        m = Image.fromarray((np.asarray(m.resize(size, Image.BOX)) > 0).astype(np.uint8) * 255, "L")
+        m = Image.fromarray((np.asarray(m.resize(size, Image.Resampling.BOX)) > 0).astype(np.uint8) * 255, "L")
     path = Path(folder) / "masks" / anomaly_class / f"{Path(name).stem}.png"
     with atomic_path(path) as tmp:
         m.save(tmp, format="PNG")

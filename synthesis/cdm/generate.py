@@ -102,7 +102,7 @@ class CDM:
         if not bank:
             raise DaadError(f"{self.folder}: no stored CAI masks of class {anomaly_class!r} (masks/{anomaly_class}/); give masks with --masks")
         path = bank[int(rng.integers(len(bank)))]
-        m = Image.open(path).convert("L").resize(size, Image.NEAREST)
+        m = Image.open(path).convert("L").resize(size, Image.Resampling.NEAREST)
         return (np.asarray(m) > 0).astype(np.uint8) * 255, path.name
 
     @torch.no_grad()
@@ -142,14 +142,14 @@ class CDM:
             raise DaadError("mask is empty: nothing to generate")
 
         res = int(self.config["training"]["resolution"])
-        x = torch.from_numpy(np.asarray(rgb.resize((res, res), Image.BICUBIC), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0)[None]
-        pm = torch.from_numpy((np.asarray(Image.fromarray(m).resize((res, res), Image.BOX)) > 0).astype(np.float32))[None, None]
+        x = torch.from_numpy(np.asarray(rgb.resize((res, res), Image.Resampling.BICUBIC), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0)[None]
+        pm = torch.from_numpy((np.asarray(Image.fromarray(m).resize((res, res), Image.Resampling.BOX)) > 0).astype(np.float32))[None, None]
         generator = torch.Generator().manual_seed(seed)
         prompt = self.learned.prompt(self.config["training"]["prompt"], anomaly_class)
         z = blended_latent_diffusion(self.comps, self.learned, x, pm, prompt, generator, steps, guidance, strength)
         decoded = self.comps.vae.decode(z.to(self.comps.dtype) / self.comps.scaling_factor).sample
         gen = ((decoded[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-        gen = np.asarray(Image.fromarray(gen).resize(size, Image.BICUBIC))
+        gen = np.asarray(Image.fromarray(gen).resize(size, Image.Resampling.BICUBIC))
         inside = m > 0
         out = np.asarray(rgb).copy()
         out[inside] = gen[inside]

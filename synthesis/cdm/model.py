@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import torch
 
 from daad.core.errors import DaadError
+from daad.core.locations import NotFoundError, folder_or_hub_id
 
 SUBFOLDERS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 
@@ -103,16 +104,17 @@ def _quiet_hf() -> Iterator[None]:
 
 def check_pretrained(pretrained: str) -> None:
     """Raise ModelNotFoundError with what is missing, before any library prints a traceback."""
-    path = Path(pretrained).expanduser()
-    if path.exists():
+    try:
+        where = folder_or_hub_id(pretrained)
+    except NotFoundError as exc:
+        raise ModelNotFoundError(str(exc)) from None
+    if isinstance(where, Path):
+        path = where
         if not path.is_dir():
             raise ModelNotFoundError(f"{pretrained}: not a folder; expected a Stable-Diffusion-style folder with {', '.join(s + '/' for s in SUBFOLDERS)}")
         missing = [s for s in SUBFOLDERS if not (path / s).is_dir()]
         if missing:
             raise ModelNotFoundError(f"{pretrained}: missing {', '.join(s + '/' for s in missing)}; expected a Stable-Diffusion-style folder (e.g. `huggingface-cli download stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir {pretrained}`)")
-        return
-    if len(pretrained.split("/")) != 2 or pretrained.startswith((".", "/", "~")):
-        raise ModelNotFoundError(f"{pretrained}: no such folder (and not a hub id of the form owner/name)")
 
 
 def load_components(pretrained: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Components:
