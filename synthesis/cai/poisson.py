@@ -46,6 +46,7 @@ MVTec injection: mean 0.7, 99th percentile 11 grey levels inside the region).
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -70,14 +71,18 @@ def gradients(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def _use_source(
-    tx: np.ndarray, ty: np.ndarray, sx: np.ndarray, sy: np.ndarray, mask: np.ndarray, mode: Mode, mixed_rule: MixedRule
-) -> np.ndarray:
-    """Where the guidance is the source gradient: the mask (Normal), or where the source's is stronger (Mixed)."""
+def _check(mode: str, mixed_rule: str) -> None:
     if mode not in MODES:
         raise ValueError(f"unknown Poisson mode {mode!r}; expected one of {', '.join(MODES)}")
     if mixed_rule not in MIXED_RULES:
         raise ValueError(f"unknown mixed rule {mixed_rule!r}; expected one of {', '.join(MIXED_RULES)}")
+
+
+def _use_source(
+    tx: np.ndarray, ty: np.ndarray, sx: np.ndarray, sy: np.ndarray, mask: np.ndarray, mode: Mode, mixed_rule: MixedRule
+) -> np.ndarray:
+    """Where the guidance is the source gradient: the mask (Normal), or where the source's is stronger (Mixed)."""
+    _check(mode, mixed_rule)
     use = mask[..., None].astype(bool)
     if mode == "mixed":
         if mixed_rule == "perez":
@@ -97,8 +102,9 @@ def guidance(
     return np.where(use, sx, tx), np.where(use, sy, ty)
 
 
+@functools.lru_cache(maxsize=256)
 def _eigenvalues(n: int, m: int, dtype: np.dtype) -> np.ndarray:
-    """Eigenvalues of the 5-point Dirichlet Laplacian on an n x m interior, shape (n, m, 1)."""
+    """Eigenvalues of the 5-point Dirichlet Laplacian on an n x m interior, shape (n, m, 1) (cached: CAI reuses sizes)."""
     ly = 2.0 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2.0
     lx = 2.0 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1)) - 2.0
     return (ly[:, None] + lx[None, :])[..., None].astype(dtype)
@@ -189,13 +195,19 @@ def solution(
         raise ValueError(f"target {target.shape}, source {source.shape} and mask {mask.shape} must cover the same region")
     t = _as_3d(target).astype(np.float32)
     s = _as_3d(source).astype(np.float32)
-    tx, ty = gradients(t)  # once: the guidance and the right-hand side both use it
-    sx, sy = gradients(s)
-    use = _use_source(tx, ty, sx, sy, mask, mode, mixed_rule)
+    if mode == "normal":  # v - ∇t = ∇(s - t) on the mask: one gradient, of the difference
+        _check(mode, mixed_rule)
+        dx, dy = gradients(s - t)
+        use = mask[..., None]
+    else:
+        tx, ty = gradients(t)  # once: the guidance and the right-hand side both use it
+        sx, sy = gradients(s)
+        use = _use_source(tx, ty, sx, sy, mask, mode, mixed_rule)
+        dx, dy = sx - tx, sy - ty
     h, w = mask.shape
     if h >= 3 and w >= 3:
         # v - ∇t is the source-minus-target gradient where the source guides, zero elsewhere.
-        rhs = _divergence(np.where(use, sx - tx, 0), np.where(use, sy - ty, 0))
+        rhs = _divergence(np.where(use, dx, 0), np.where(use, dy, 0))
         if rhs.any():
             t[1:-1, 1:-1] += _correction(rhs)
     return t
