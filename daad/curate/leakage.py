@@ -72,9 +72,12 @@ def _fingerprint(images: list[tuple[str, Path]]) -> str:
 
 
 def eval_hashes(
-    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True
+    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True, fast: bool = False
 ) -> tuple[list[tuple[str, str, str]], bool, list[str]]:
-    """(rows (ref, phash, dhash), from_cache, errors) of every image of evaluation dataset `name` at `root`."""
+    """(rows (ref, phash, dhash), from_cache, errors) of every image of evaluation dataset `name` at `root`.
+
+    `fast` hashes (not imagehash's) neither come from nor go to the cache.
+    """
     from daad.collectors.datasets import find_root, get_adapter
 
     adapter = get_adapter(name)
@@ -83,10 +86,12 @@ def eval_hashes(
     key = f"eval_hashes:{adapter.name}"
     fp = _fingerprint(images)
     state = catalog.get_state(key) or {}
-    if state.get("fingerprint") == fp:
+    if state.get("fingerprint") == fp and not fast:
         return catalog.eval_hashes(adapter.name), True, []
-    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}")
+    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}", fast=fast)
     rows = [(ref, hashing.to_hex(p), hashing.to_hex(d)) for (ref, _), p, d, ok in zip(images, h.phash, h.dhash, h.ok) if ok]
+    if fast:
+        return rows, False, h.errors
     with catalog.transaction():
         catalog.put_eval_hashes(adapter.name, rows)
         catalog.set_state(key, {"fingerprint": fp, "root": str(root.resolve()), "images": len(images), "hashed": len(rows)})
@@ -103,11 +108,13 @@ def mark_leakage(
     method: str = "mih",
     progress: bool = True,
     who: str = "leakage",
+    fast: bool = False,
 ) -> LeakageReport:
     """Add `name` to `leaks` of every sample from it or within k of any of its images.
 
     `variants` also matches mirrored/rotated copies (each sample's 8 dihedral variants
-    are compared with the dataset's images). Raises LayoutError when `root` is not the
+    are compared with the dataset's images). `fast` hashes both sides with JPEGs
+    downscaled while decoding (see `hashing.decode_grey`), stored nowhere. Raises LayoutError when `root` is not the
     dataset, ValueError for an unknown name.
     """
     from daad.collectors.datasets import get_adapter
@@ -115,8 +122,8 @@ def mark_leakage(
     name = get_adapter(name).name
     catalog = Catalog() if catalog is None else catalog
     store = MediaStore(catalog.home) if store is None else store
-    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress)
-    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who)
+    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress, fast)
+    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, fast=fast)
     recs = h.records
     ep = hashing.hex_array(r[1] for r in rows)
     ed = hashing.hex_array(r[2] for r in rows)
