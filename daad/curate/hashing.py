@@ -10,6 +10,15 @@ their order (row-major, first bit most significant) and the 16-hex-digit strings
 `imagehash`'s: `str(imagehash.phash(im)) == phash(im)` (tests/test_hashing.py proves it
 on the real images in ../shared/data).
 
+Decoding files (`hash_files`), two shortcuts that keep those bits: an RGB JPEG is decoded
+by libjpeg straight to grey (its luma; identical hashes on all 275 RGB JPEGs of
+../shared/data, 2.9x faster decoding; see `decode_grey`), and no image is copied to
+drop metadata first (`daad.core.images.decode`, not `load_image`: the hashes only read
+pixels). `fast=True` (`daad dedupe --fast`, `daad leakage --fast`, opt-in) gives up the
+bits for speed: JPEGs are downscaled in the DCT domain while decoding and thumbnails
+are box-reduced first; its hashes are never stored, and its recall on the planted
+copies of benchmarks/dedupe.py is printed beside its speed (README, "Deduplicate").
+
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
 within a few bits of one of the original's variants. Variant 0 is the image itself.
