@@ -285,9 +285,9 @@ class CAI:
             blended = np.where(fg_region, blended, tgt)
         result = image.copy()
         result[region] = blended
-        diff = np.abs(blended.astype(np.int16) - tgt.astype(np.int16))
+        diff = cv2.absdiff(blended, tgt)  # uint8 |I_sa - I_n|, without int16 copies
         if diff.ndim == 3:
-            diff = diff.max(axis=2)
+            diff = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]) if diff.shape[2] == 3 else diff.max(axis=2)
         mask_region = (diff > self.threshold) & fg_region
         if not mask_region.any():
             rejected["invisible"] += 1
