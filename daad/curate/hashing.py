@@ -10,14 +10,13 @@ their order (row-major, first bit most significant) and the 16-hex-digit strings
 `imagehash`'s: `str(imagehash.phash(im)) == phash(im)` (tests/test_hashing.py proves it
 on the real images in ../shared/data).
 
-Decoding files (`hash_files`), two shortcuts that keep those bits: an RGB JPEG is decoded
-by libjpeg straight to grey (its luma; identical hashes on all 275 RGB JPEGs of
-../shared/data, 2.9x faster decoding; see `decode_grey`), and no image is copied to
-drop metadata first (`daad.core.images.decode`, not `load_image`: the hashes only read
-pixels). `fast=True` (`daad dedupe --fast`, `daad leakage --fast`, opt-in) gives up the
+Decoding files (`hash_files`) keeps those bits and skips what they do not need: no
+image is copied to drop its metadata first (`daad.core.images.decode`, not
+`load_image`: the hashes only read pixels), an upright image is not copied by the EXIF
+step, and a grey image is not converted to grey again. `fast=True` (`daad dedupe --fast`, `daad leakage --fast`, opt-in) gives up the
 bits for speed: JPEGs are downscaled in the DCT domain while decoding and thumbnails
-are box-reduced first; its hashes are never stored, and its recall on the planted
-copies of benchmarks/dedupe.py is printed beside its speed (README, "Deduplicate").
+are box-reduced first (see `decode_grey`); its hashes are never stored, and its recall on the planted
+copies of benchmarks/dedupe.py is printed beside its speed (README, "Near-duplicates").
 
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
@@ -155,29 +154,26 @@ def _finish(ph: np.ndarray, dh: np.ndarray, ok: np.ndarray, variants: bool, erro
     return Hashes(p[:, 0].copy(), d[:, 0].copy(), ok, p if variants else None, d if variants else None, errors)
 
 
-def _grey_jpeg(fast: bool):
-    """A `decode` hook: JPEGs decode straight to grey (libjpeg's luma), in fast mode also DCT-downscaled."""
-
-    def prepare(im: Image.Image) -> None:
-        if im.format == "JPEG" and im.mode in ("RGB", "L"):
-            im.draft("L", (FAST_SIDE, FAST_SIDE) if fast else im.size)
-
-    return prepare
+def _fast_jpeg(im: Image.Image) -> None:
+    """A `decode` hook for fast mode: libjpeg decodes a JPEG straight to grey, downscaled in the DCT domain."""
+    if im.format == "JPEG" and im.mode in ("RGB", "L"):
+        im.draft("L", (FAST_SIDE, FAST_SIDE))
 
 
 def decode_grey(path: Union[str, Path], fast: bool = False) -> Image.Image:
     """The grey image a file's hashes start from (daad's checks and EXIF orientation, no normalising copy).
 
-    An RGB JPEG is decoded to grey by libjpeg (its Y channel) instead of decoding RGB and
-    converting: 2.9x faster decoding on the 275 RGB JPEGs in ../shared/data, whose hashes
-    are identical either way (the grey pixels differ by one level on 47 of them, never
-    enough to move a hash bit there; tests/test_hashing.py checks it). `fast` (opt-in,
-    `--fast`) also lets libjpeg downscale in the DCT domain (1/2 to 1/8, to no less than
-    FAST_SIDE pixels a side) before the thumbnails, and the thumbnails are box-reduced
-    first (`_thumbnails`): hashes then differ from imagehash by a few bits; the
-    planted-copy recall and the speed of both modes are in the README.
+    Exact mode decodes as imagehash does (RGB, then `convert("L")`). Decoding an RGB JPEG
+    straight to grey (libjpeg's own luma) was measured as the default and rejected: 2.9x
+    faster decoding and identical hashes on all 275 RGB JPEGs of ../shared/data, but
+    6 of 420 JPEG q95 copies in benchmarks/dedupe.py (`--format jpg`) got other bits
+    than imagehash's. It is part of `fast` (opt-in, `--fast`), which also lets libjpeg
+    downscale in the DCT domain (1/2 to 1/8, to no less than FAST_SIDE pixels a side)
+    and box-reduces the thumbnails first (`_thumbnails`): hashes then differ from
+    imagehash by a few bits; the planted-copy recall and the speed of both modes are in
+    the README.
     """
-    im = decode(path, str(path), _grey_jpeg(fast))
+    im = decode(path, str(path), _fast_jpeg if fast else None)
     return im if im.mode == "L" else im.convert("L")
 
 
