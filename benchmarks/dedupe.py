@@ -12,7 +12,8 @@ What it does, all in one run on this machine:
 2. Hash + dedupe them with daad (pHash + dHash, k=8, without and with the 8 dihedral
    variants) and with imagededup's `PHash` (`encode_images` + `find_duplicates`,
    its default threshold 10, its Cython brute force), both with the same worker count.
-   Prints seconds, the ratio imagededup/daad, and the recall of planted pairs per plant.
+   Prints CPU seconds (this process and its workers), the ratio imagededup/daad, and the
+   recall of planted pairs per plant; also daad `--fast` and imagehash itself.
 3. Search alone: R random 128-bit codes with 1000 planted near pairs (<= k bits
    apart); daad's multi-index hashing on all R, and on a subset of B codes both daad
    (MIH and brute force) and imagededup's search (on the 64-bit pHash half), whose cost
@@ -31,6 +32,7 @@ import io
 import logging
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -102,7 +104,7 @@ def _imagededup_phash():
     return PHash
 
 
-def make_images(n: int, out: Path, seed: int = 0) -> tuple[list[Path], list[int], list[str]]:
+def make_images(n: int, out: Path, seed: int = 0, fmt: str = "png") -> tuple[list[Path], list[int], list[str]]:
     """Write ~n images (bases + all plants of each); returns paths, base index and plant name per image."""
     bases = real_images()
     per = len(PLANTS) + 1
@@ -114,8 +116,11 @@ def make_images(n: int, out: Path, seed: int = 0) -> tuple[list[Path], list[int]
     for g, src in enumerate(chosen):
         im = load_image(src)
         for name, fn in [("base", lambda x: x), *PLANTS.items()]:
-            p = out / f"{g:05d}_{name}.png"
-            fn(im).save(p, compress_level=1)
+            p = out / f"{g:05d}_{name}.{fmt}"
+            if fmt == "png":
+                fn(im).save(p, compress_level=1)
+            else:  # JPEG q95, as photos and web images come
+                fn(im).convert("RGB").save(p, quality=95)
             paths.append(p)
             group.append(g)
             kind.append(name)
@@ -136,42 +141,76 @@ def recall(pairs: set[tuple[int, int]], group: list[int], kind: list[str]) -> di
     return out
 
 
-def bench_images(n: int, k: int, workers: int) -> None:
+def cpu() -> float:
+    """CPU seconds of this process and its finished worker processes (both sides use a process pool).
+
+    The machine is shared: wall time would measure the neighbours.
+    """
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _imagehash_pair(path: str) -> tuple[str, str]:
+    import imagehash
+
+    with Image.open(path) as im:
+        return str(imagehash.phash(im)), str(imagehash.dhash(im))
+
+
+def bench_images(n: int, k: int, workers: int, fmt: str = "png") -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
     PHash = _imagededup_phash()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        t = time.perf_counter()
-        paths, group, kind, chosen = make_images(n, folder)
-        print(f"images: {len(paths)} ({len(set(group))} real images from {SHARED} + {len(PLANTS)} plants each), written in {time.perf_counter() - t:.1f}s")
+        t = cpu()
+        paths, group, kind, chosen = make_images(n, folder, fmt=fmt)
+        print(f"images: {len(paths)} ({len(set(group))} real images from {SHARED} + {len(PLANTS)} plants each), written in {cpu() - t:.1f}s")
         index = {p.name: i for i, p in enumerate(paths)}
 
-        t0 = time.perf_counter()
+        hashing.hash_files(paths[:64], workers=1, progress=False)  # imports and caches, outside the timing
+        t0 = cpu()
         h = hashing.hash_files(paths, workers=workers, progress=False)
-        t1 = time.perf_counter()
+        t1 = cpu()
         i, j, _ = MultiIndexHash().self_pairs(h.phash, h.dhash, k)
-        t2 = time.perf_counter()
+        t2 = cpu()
         ours = set(zip(i.tolist(), j.tolist()))
 
         hv = hashing.hash_files(paths, workers=workers, variants=True, progress=False)
-        t3 = time.perf_counter()
+        t3 = cpu()
         q, jv, _ = MultiIndexHash().cross_pairs(hv.phash_variants.reshape(-1), hv.dhash_variants.reshape(-1), hv.phash, hv.dhash, k)
-        t4 = time.perf_counter()
+        t4 = cpu()
         iv = q // 8
         ours_v = {(min(a, b), max(a, b)) for a, b in zip(iv.tolist(), jv.tolist()) if a != b}
 
+        tf0 = cpu()
+        hf = hashing.hash_files(paths, workers=workers, progress=False, fast=True)
+        tf1 = cpu()
+        fi, fj, _ = MultiIndexHash().self_pairs(hf.phash, hf.dhash, k)
+        tf2 = cpu()
+        ours_fast = set(zip(fi.tolist(), fj.tolist()))
+        exact_fast = sum(a == b for a, b in zip(h.phash, hf.phash))
+
+        th0 = cpu()
+        with ProcessPoolExecutor(workers) as pool:
+            ih = list(pool.map(_imagehash_pair, [str(p) for p in paths], chunksize=64))
+        th1 = cpu()
+        same_as_imagehash = sum(hashing.to_hex(p) == a and hashing.to_hex(d) == b for p, d, (a, b) in zip(h.phash, h.dhash, ih))
+
         ph = PHash(verbose=False)
-        t5 = time.perf_counter()
+        t5 = cpu()
         enc = ph.encode_images(image_dir=str(folder), num_enc_workers=workers)
-        t6 = time.perf_counter()
+        t6 = cpu()
         dup = ph.find_duplicates(encoding_map=enc, max_distance_threshold=10, num_dist_workers=workers)
-        t7 = time.perf_counter()
+        t7 = cpu()
         theirs = {(min(index[a], index[b]), max(index[a], index[b])) for a, bs in dup.items() for b in bs}
         dup8 = ph.find_duplicates(encoding_map=enc, max_distance_threshold=k, num_dist_workers=workers)
-        t8 = time.perf_counter()
+        t8 = cpu()
         theirs8 = {(min(index[a], index[b]), max(index[a], index[b])) for a, bs in dup8.items() for b in bs}
 
     rows = [
         ("daad pHash+dHash, k=8", t1 - t0, t2 - t1, ours),
+        ("daad --fast, k=8", tf1 - tf0, tf2 - tf1, ours_fast),
         ("daad --variants (8 dihedral)", t3 - t2, t4 - t3, ours_v),
         ("imagededup PHash, threshold 10", t6 - t5, t7 - t6, theirs),
         (f"imagededup PHash, threshold {k}", t6 - t5, t8 - t7, theirs8),
@@ -183,8 +222,12 @@ def bench_images(n: int, k: int, workers: int) -> None:
         cross = sum(group[a] != group[b] for a, b in pairs)
         mv_pairs = sum(group[a] != group[b] and group[a] in mv and group[b] in mv for a, b in pairs)
         print(f"{name:34s} {th:8.2f} {ts:9.3f} {th + ts:8.2f}  recall: " + " ".join(f"{r[p]:8.3f}" for p in PLANTS) + f"  {cross:17d}  {mv_pairs:27d}")
-    base_total = rows[2][1] + rows[2][2]
-    print(f"\nimagededup / daad total time: {base_total / (rows[0][1] + rows[0][2]):.2f}x (daad default), {base_total / (rows[1][1] + rows[1][2]):.2f}x (daad --variants)")
+    base_total = rows[3][1] + rows[3][2]
+    print(f"\nimagededup / daad total time: {base_total / (rows[0][1] + rows[0][2]):.2f}x (daad default), "
+          f"{base_total / (rows[1][1] + rows[1][2]):.2f}x (daad --fast), {base_total / (rows[2][1] + rows[2][2]):.2f}x (daad --variants)")
+    print(f"hashing alone: imagededup encode {rows[3][1]:.2f}s, imagehash phash+dhash {th1 - th0:.2f}s, daad {rows[0][1]:.2f}s, daad --fast {rows[1][1]:.2f}s "
+          f"-> imagededup / daad {rows[3][1] / rows[0][1]:.2f}x, / daad --fast {rows[3][1] / rows[1][1]:.2f}x; imagehash / daad {(th1 - th0) / rows[0][1]:.2f}x")
+    print(f"daad's hashes equal imagehash's on {same_as_imagehash} of {len(paths)} images; --fast pHash equals the exact one on {exact_fast} of {len(paths)}")
     print("cross-image pairs: pairs between copies of two different real images (the real data holds genuine near-duplicates,")
     print("e.g. DeepPCB template/test pairs); distinct-MVTec-anomaly pairs: of those, between two different MVTec AD anomalies (false).")
     print(f"({len(mv)} MVTec AD anomalies among the {len(chosen)} real images)")
@@ -263,6 +306,8 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=8)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--measure-k", action="store_true", help="only print the measurement behind the default k")
+    ap.add_argument("--format", choices=["png", "jpg"], default="png", help="how the planted image set is written (default png)")
+    ap.add_argument("--no-search", action="store_true", help="skip the random-code search step (benchmarks/search.py has it against faiss)")
     a = ap.parse_args()
     if a.measure_k:
         measure_k(a.k)
@@ -271,8 +316,9 @@ def main() -> None:
     r = a.random or (1_000_000 if a.full else 300_000)
     b = a.baseline_codes or (20_000 if a.full else 8_000)
     print(f"daad dedupe benchmark: {os.cpu_count()} CPUs, {a.workers} workers, k={a.k}")
-    bench_images(n, a.k, a.workers)
-    bench_search(r, b, a.k, a.workers)
+    bench_images(n, a.k, a.workers, a.format)
+    if not a.no_search:
+        bench_search(r, b, a.k, a.workers)
 
 
 if __name__ == "__main__":

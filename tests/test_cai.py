@@ -4,7 +4,7 @@ Reads like a user's session: build patterns from real images and masks, configur
 once, call it on MVTec AD test/good images, and check what the paper promises: 10
 outputs per target split 4/3/3 (larger first), R' inside its scale's interval and never
 a scale above the pattern's own, masks binary, non-empty and on the foreground, nothing
-changed outside the injected box or the foreground, and bit-identical reruns.
+changed outside the solved region or the foreground, and bit-identical reruns.
 """
 
 from __future__ import annotations
@@ -81,10 +81,13 @@ def test_ten_pseudo_anomalies_per_target_as_the_paper_specifies(cai_n, targets, 
         assert top >= 0 and left >= 0 and top + h <= SIZE and left + w <= SIZE  # the whole pattern inside the image
         assert fg[p["location"][0], p["location"][1]]  # centred on the foreground
         assert (p["location"][0] - top, p["location"][1] - left) == centre_offset(h, w)
+        rt, rl, rh, rw = p["region"]  # the solved region: the box grown to a fast transform size
+        assert rt <= top and rl <= left and rt + rh >= top + h and rl + rw >= left + w
+        assert rt >= 0 and rl >= 0 and rt + rh <= SIZE and rl + rw <= SIZE and rh - h <= 9 and rw - w <= 9
         changed = (inj.image != normal).any(axis=2)
         inside = np.zeros_like(changed)
-        inside[top : top + h, left : left + w] = True
-        assert not (changed & ~inside).any() and not (changed & ~fg).any()  # unchanged outside the pattern's box and the object
+        inside[rt : rt + rh, rl : rl + rw] = True
+        assert not (changed & ~inside).any() and not (changed & ~fg).any()  # unchanged outside the solved region and the object
         assert (inj.mask > 0).sum() <= changed.sum()  # the mask marks changed pixels only (Eq. 4)
         assert {"daad_id", "anomaly_class", "origin", "R", "R_prime", "scale", "location", "mode", "seed", "threshold"} <= set(p)
 

@@ -120,7 +120,7 @@ def test_folder_layout_manifest_and_provenance(run_normal, published):
         normal = np.asarray(Image.open(run_normal / r["normal"]))
         assert image.shape == normal.shape == (256, 256, 3) and mask.shape == (256, 256)
         assert set(np.unique(mask)) == {0, 255}
-        top, left, h, w = r["box"]
+        top, left, h, w = r["region"]
         outside = np.ones((256, 256), bool)
         outside[top : top + h, left : left + w] = False
         assert np.array_equal(image[outside], normal[outside]) and not mask[outside].any()

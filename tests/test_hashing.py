@@ -71,3 +71,31 @@ def test_a_bad_file_is_named_and_the_batch_goes_on(shared_data, tmp_path):
     assert len(h.errors) == 1 and h.errors[0].startswith(str(bad))
     assert h.phash[0] == h.phash[2] != 0
     assert hashing.to_hex(h.phash[0]) == str(imagehash.phash(Image.open(good)))
+
+
+def test_every_real_rgb_jpeg_keeps_imagehash_bits(shared_data):
+    """Every RGB JPEG in the real data, through hash_files' own decoding (no normalising copy)."""
+    jpegs = []
+    for p in sorted(shared_data.rglob("*.jpg")):
+        with Image.open(p) as im:
+            if im.mode == "RGB":
+                jpegs.append(p)
+    assert len(jpegs) > 200
+    batch = hashing.hash_files(jpegs, workers=2, progress=False)
+    assert batch.ok.all()
+    for path, p, d in zip(jpegs, batch.phash, batch.dhash):
+        im = load_image(path)
+        assert hashing.to_hex(p) == str(imagehash.phash(im)) and hashing.to_hex(d) == str(imagehash.dhash(im)), path
+
+
+def test_fast_mode_downscales_jpegs_and_stays_within_a_few_bits(shared_data):
+    jpegs = sorted((shared_data / "crackforest").rglob("*.jpg"))[:20] + sorted((shared_data / "magnetic_tile").rglob("*.jpg"))[:20]
+    big = max(jpegs, key=lambda p: Image.open(p).width)
+    assert hashing.decode_grey(big, fast=True).width < Image.open(big).width  # really decoded smaller (DCT scaling)
+    exact = hashing.hash_files(jpegs, workers=1, progress=False)
+    fast = hashing.hash_files(jpegs, workers=1, progress=False, fast=True)
+    dist = hashing.hamming(exact.phash, fast.phash) + hashing.hamming(exact.dhash, fast.dhash)
+    assert dist.max() <= 16 and dist.mean() < 6  # near-identical: the same image, slightly different thumbnails
+    pngs = sorted((shared_data / "mvtec_ad").glob("*/test/good/*.png"))[:10]  # fast mode box-reduces big PNGs first
+    exact, fast = hashing.hash_files(pngs, workers=1, progress=False), hashing.hash_files(pngs, workers=1, progress=False, fast=True)
+    assert (hashing.hamming(exact.phash, fast.phash) + hashing.hamming(exact.dhash, fast.dhash)).max() <= 16

@@ -93,3 +93,41 @@ def test_perez_mixed_rule_differs_from_cv2_where_documented(shared_data):
     region = ref[top : top + tgt.shape[0], left : left + tgt.shape[1]]
     diff = np.abs(ours.astype(int) - region.astype(int))
     assert 0.2 < diff.mean() < 3 and diff.max() > TOLERANCE  # measured: mean 0.7, 99th percentile 11
+
+
+@pytest.mark.parametrize("mode", ["normal", "mixed"])
+def test_grown_region_solution_satisfies_the_equation_and_the_boundary(shared_data, mode):
+    """CAI solves on the pattern's region grown to a fast transform size: still the exact Poisson solution there."""
+    src, dst, mask = _real_pair(shared_data)
+    ys, xs = np.nonzero(mask)
+    top, left = ys.min() - 1, xs.min() - 1  # the pattern's box plus its one-pixel ring, as CAI cuts it
+    h, w = ys.max() - top + 2, xs.max() - left + 2
+    gt, gl, gh, gw = poisson.grow_region(top, left, h, w, 256, 256)
+    assert gt <= top and gl <= left and gt + gh >= top + h and gl + gw >= left + w and (gh, gw) != (h, w)
+    assert poisson.fast_side(gh) == gh and poisson.fast_side(gw) == gw
+    tgt = dst[gt : gt + gh, gl : gl + gw]
+    source = tgt.copy()  # outside the pattern's region the source is never read: fill it with the target
+    source[top - gt : top - gt + h, left - gl : left - gl + w] = src[top : top + h, left : left + w]
+    region_mask = mask[gt : gt + gh, gl : gl + gw] > 0
+    u = poisson.solution(tgt, source, region_mask, mode).astype(np.float64)
+    t = tgt.astype(np.float64)
+    assert np.array_equal(u[0], t[0]) and np.array_equal(u[-1], t[-1])  # Dirichlet boundary: the target's ring
+    assert np.array_equal(u[:, 0], t[:, 0]) and np.array_equal(u[:, -1], t[:, -1])
+    lap = u[2:, 1:-1] + u[:-2, 1:-1] + u[1:-1, 2:] + u[1:-1, :-2] - 4 * u[1:-1, 1:-1]
+    vx, vy = poisson.guidance(t, source.astype(np.float64), region_mask, mode)
+    div = vx[1:-1, 1:-1] - vx[1:-1, :-2] + vy[1:-1, 1:-1] - vy[:-2, 1:-1]
+    assert np.abs(lap - div).max() < 0.05  # the 5-point equation, to float32 round-off
+    assert np.abs(lap - div).max() < 0.05 * np.abs(div).max()
+    assert (np.abs(u - t) > 2).sum() > 1000  # a real injection, not the target left alone
+
+
+def test_fast_side_has_a_smooth_transform_length_and_grows_little():
+    for n in range(3, 1100):
+        side = poisson.fast_side(n)
+        rest = 2 * (side - 1)
+        for p in (2, 3, 5, 7, 11):
+            while rest % p == 0:
+                rest //= p
+        assert rest == 1 and n <= side <= n + 23
+    assert poisson.grow_region(0, 250, 256, 6, 256, 256) == (0, 250, 256, 6)  # no fast side fits: unchanged
+    assert poisson.grow_region(242, 0, 14, 238, 256, 256) == (241, 0, 15, 241)  # grows, shifted to stay inside the image

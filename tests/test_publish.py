@@ -180,6 +180,7 @@ def test_publish_round_trip_in_fresh_process(mixed_catalog: dict[str, str], cata
         assert loaded["full"]["digests"][sid] == [sid, rec.mask_sha]  # the stored PNG bytes, unchanged
         assert r["license"] == rec.license and r["attribution"] == rec.attribution
         assert r["phash"] == r["imagehash"]  # dedupe did not run: publish computed imagehash's pHash
+        assert rec.phash == r["phash"] and rec.dhash  # ... in one batch, and stored it for the next publish
     excl = loaded["exclude_mvtec_ad"]["rows"]
     assert {r["id"] for r in excl} == clean_of_mvtec
     assert not any(r["origin"] == "mvtec_ad" for r in excl)

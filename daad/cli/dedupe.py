@@ -19,14 +19,19 @@ def _require_dedupe_extra() -> None:
 _K_HELP = "Hamming threshold on hamming(pHash) + hamming(dHash) (default 8, measured on ../shared/data; see README)."
 
 
+_FAST_HELP = ("Faster hashing: JPEGs are downscaled while decoding (DCT domain). Hashes then differ from imagehash's "
+              "by a few bits and are not stored; recall of planted copies is in the README.")
+
+
 @click.command()
 @click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
 @click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies (8 dihedral variants per image; reads every image again).")
+@click.option("--fast", is_flag=True, help=_FAST_HELP)
 @click.option("--method", type=click.Choice(["mih", "brute"]), default="mih", show_default=True, help="Search: multi-index hashing, or all pairs.")
 @click.option("--plot", type=UserPath(dir_okay=False), help="Save a contact sheet PNG of the largest clusters.")
 @click.option("--limit", type=int, default=20, show_default=True, help="Clusters listed in the report.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, quiet: bool) -> None:
+def dedupe(k: int, variants: bool, fast: bool, method: str, plot: str | None, limit: int, quiet: bool) -> None:
     """Cluster near-duplicate samples; keep one per cluster, mark the others (never deleted).
 
     The representative has a ground-truth mask > annotated mask > larger image > source
@@ -47,7 +52,7 @@ def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, qu
 
     catalog = Catalog()
     store = MediaStore(catalog.home)
-    report = run(catalog, store, k=k, variants=variants, method=method, progress=not quiet)
+    report = run(catalog, store, k=k, variants=variants, method=method, progress=not quiet, fast=fast)
     click.echo(report.summary(limit))
     if plot:
         click.echo(f"plot: {contact_sheet(report, store, plot)}")
@@ -58,8 +63,9 @@ def dedupe(k: int, variants: bool, method: str, plot: str | None, limit: int, qu
 @click.argument("path", type=UserPath(file_okay=False, exists=True))
 @click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
 @click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies of the dataset's images.")
+@click.option("--fast", is_flag=True, help=_FAST_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def leakage(name: str, path: str, k: int, variants: bool, quiet: bool) -> None:
+def leakage(name: str, path: str, k: int, variants: bool, fast: bool, quiet: bool) -> None:
     """Mark samples that come from, or near-duplicate, evaluation dataset NAME at PATH.
 
     Hashes every image of the dataset (normal and anomalous, train and test; cached in
@@ -77,7 +83,7 @@ def leakage(name: str, path: str, k: int, variants: bool, quiet: bool) -> None:
     from daad.curate.leakage import mark_leakage
 
     try:
-        report = mark_leakage(name, path, k=k, variants=variants, progress=not quiet)
+        report = mark_leakage(name, path, k=k, variants=variants, progress=not quiet, fast=fast)
     except (DaadError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(report.summary())

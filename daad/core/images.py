@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,8 +33,11 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | (
 )
 
 
-def _open(src: ImageSource, name: str) -> Image.Image:
-    """Open lazily, refuse bombs before decoding, then decode fully (truncation shows here)."""
+def _open(src: ImageSource, name: str, prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
+    """Open lazily, refuse bombs before decoding, then decode fully (truncation shows here).
+
+    `prepare` sees the opened, not yet decoded image (e.g. to ask a JPEG `draft` mode).
+    """
     if isinstance(src, Image.Image):
         return src
     if isinstance(src, np.ndarray):
@@ -49,6 +52,8 @@ def _open(src: ImageSource, name: str) -> Image.Image:
                 im = Image.open(fp)
                 if im.width * im.height > limit:
                     raise BadImageError(name, f"{im.width}x{im.height} pixels exceeds the decompression-bomb limit of {limit} (DAAD_MAX_PIXELS)")
+                if prepare is not None:
+                    prepare(im)
                 im.load()
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
@@ -71,10 +76,20 @@ def load_image(src: ImageSource, name: str | None = None) -> Image.Image:
     owner's GPS position in EXIF/XMP. The result is RGB, or L for grey images (16-bit
     and palette images are converted so that every consumer can read them).
     """
+    im = decode(src, name)
+    return Image.frombytes(im.mode, im.size, im.tobytes())  # rebuilt from pixels: no metadata survives
+
+
+def decode(src: ImageSource, name: str | None = None, prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
+    """`load_image` without its final copy: checked, decoded, EXIF-oriented, RGB or L, metadata still attached.
+
+    For readers that only compute from the pixels (hashing); `prepare` is called on the
+    opened image before decoding (e.g. `im.draft("L", ...)` to decode a JPEG to grey).
+    """
     label = name or (str(src) if isinstance(src, (str, Path)) else "<image>")
-    im = _open(src, label)
+    im = _open(src, label, prepare)
     try:
-        im = ImageOps.exif_transpose(im)
+        ImageOps.exif_transpose(im, in_place=True)  # in place: without it Pillow copies every upright image
     except Exception as exc:  # a broken EXIF block must not lose the picture
         raise BadImageError(label, f"unreadable EXIF orientation ({exc})") from None
     if im.mode not in ("RGB", "L"):
@@ -84,8 +99,7 @@ def load_image(src: ImageSource, name: str | None = None) -> Image.Image:
             im = Image.fromarray((arr * (255.0 / hi)).round().astype(np.uint8), "L")
         else:
             im = im.convert("RGB")
-    clean = Image.frombytes(im.mode, im.size, im.tobytes())
-    return clean
+    return im
 
 
 def load_mask(

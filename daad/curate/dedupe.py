@@ -72,13 +72,20 @@ def catalog_hashes(
     variants: bool = False,
     progress: bool = True,
     who: str = "dedupe",
+    fast: bool = False,
 ) -> CatalogHashes:
     """Hashes of `records` (default: all), computing and storing those not in the catalog yet.
 
     With `variants` every image is read again (the 8 dihedral variants are not stored).
-    Records whose image cannot be read are left out and named in `errors`.
+    With `fast` too, and its hashes (JPEGs downscaled while decoding, not imagehash's) are
+    used for this run only, never stored. Records whose image cannot be read are left
+    out and named in `errors`.
     """
     recs = list(catalog.find() if records is None else records)
+    if fast:
+        h = hashing.hash_files([store.image_path(r.id) for r in recs], variants=variants, progress=progress, desc="hash (fast)", fast=True)
+        pv, dv = (h.phash_variants[h.ok], h.dhash_variants[h.ok]) if variants else (None, None)  # type: ignore[index]
+        return CatalogHashes([r for r, good in zip(recs, h.ok) if good], h.phash[h.ok], h.dhash[h.ok], pv, dv, h.errors)
     todo = list(range(len(recs))) if variants else [i for i, r in enumerate(recs) if not (r.phash and r.dhash)]
     errors: list[str] = []
     ok = np.ones(len(recs), bool)
@@ -192,11 +199,12 @@ def dedupe(
     method: str = "mih",
     progress: bool = True,
     who: str = "dedupe",
+    fast: bool = False,
 ) -> DedupeReport:
-    """Cluster the whole catalog by near-duplicate hashes and mark all but one per cluster."""
+    """Cluster the whole catalog by near-duplicate hashes and mark all but one per cluster (`fast`: see `catalog_hashes`)."""
     catalog = Catalog() if catalog is None else catalog
     store = MediaStore(catalog.home) if store is None else store
-    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who)
+    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, fast=fast)
     recs = h.records
     n = len(recs)
     i, j, dist = near_pairs(h, k, method)

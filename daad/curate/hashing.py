@@ -10,6 +10,14 @@ their order (row-major, first bit most significant) and the 16-hex-digit strings
 `imagehash`'s: `str(imagehash.phash(im)) == phash(im)` (tests/test_hashing.py proves it
 on the real images in ../shared/data).
 
+Decoding files (`hash_files`) keeps those bits and skips what they do not need: no
+image is copied to drop its metadata first (`daad.core.images.decode`, not
+`load_image`: the hashes only read pixels), an upright image is not copied by the EXIF
+step, and a grey image is not converted to grey again. `fast=True` (`daad dedupe --fast`, `daad leakage --fast`, opt-in) gives up the
+bits for speed: JPEGs are downscaled in the DCT domain while decoding and thumbnails
+are box-reduced first (see `decode_grey`); its hashes are never stored, and its recall on the planted
+copies of benchmarks/dedupe.py is printed beside its speed (README, "Near-duplicates").
+
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
 within a few bits of one of the original's variants. Variant 0 is the image itself.
@@ -28,11 +36,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from daad.core.errors import BadItemError
-from daad.core.images import load_image
+from daad.core.images import decode
 from daad.core.processes import process_pool
 
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
+FAST_SIDE = 4 * _PHASH_SIDE  # fast mode: libjpeg downscales to no less than this (4x the pHash thumbnail)
 # Image.transpose codes of the 8 symmetries of the square; index 0 is the identity.
 DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     None,
@@ -47,14 +56,19 @@ DIHEDRAL: tuple[Image.Transpose | None, ...] = (
 _WEIGHTS = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
-def _thumbnails(im: Image.Image, variants: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 32, 32) and (n, 8, 9) uint8 grey thumbnails, n = 8 with variants else 1."""
-    grey = im.convert("L")
+def _thumbnails(im: Image.Image, variants: bool, fast: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 32, 32) and (n, 8, 9) uint8 grey thumbnails, n = 8 with variants else 1.
+
+    `fast`: Pillow first box-reduces by an integer factor (`reducing_gap=2`), then
+    resamples: 5x faster on a 1000x1000 image, but not imagehash's pixels.
+    """
+    gap = 2.0 if fast else None
+    grey = im if im.mode == "L" else im.convert("L")  # convert("L") of an L image is only a copy
     ph, dh = [], []
     for t in DIHEDRAL if variants else DIHEDRAL[:1]:
         g = grey if t is None else grey.transpose(t)
-        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS)))
-        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS)))
+        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS, reducing_gap=gap)))
+        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS, reducing_gap=gap)))
     return np.stack(ph), np.stack(dh)
 
 
@@ -136,9 +150,32 @@ def _finish(ph: np.ndarray, dh: np.ndarray, ok: np.ndarray, variants: bool, erro
     return Hashes(p[:, 0].copy(), d[:, 0].copy(), ok, p if variants else None, d if variants else None, errors)
 
 
-def _thumbs_of_files(args: tuple[list[str], bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _fast_jpeg(im: Image.Image) -> None:
+    """A `decode` hook for fast mode: libjpeg decodes a JPEG straight to grey, downscaled in the DCT domain."""
+    if im.format == "JPEG" and im.mode in ("RGB", "L"):
+        im.draft("L", (FAST_SIDE, FAST_SIDE))
+
+
+def decode_grey(path: Union[str, Path], fast: bool = False) -> Image.Image:
+    """The grey image a file's hashes start from (daad's checks and EXIF orientation, no normalising copy).
+
+    Exact mode decodes as imagehash does (RGB, then `convert("L")`). Decoding an RGB JPEG
+    straight to grey (libjpeg's own luma) was measured as the default and rejected: 2.9x
+    faster decoding and identical hashes on all 275 RGB JPEGs of ../shared/data, but
+    6 of 420 JPEG q95 copies in benchmarks/dedupe.py (`--format jpg`) got other bits
+    than imagehash's. It is part of `fast` (opt-in, `--fast`), which also lets libjpeg
+    downscale in the DCT domain (1/2 to 1/8, to no less than FAST_SIDE pixels a side)
+    and box-reduces the thumbnails first (`_thumbnails`): hashes then differ from
+    imagehash by a few bits; the planted-copy recall and the speed of both modes are in
+    the README.
+    """
+    im = decode(path, str(path), _fast_jpeg if fast else None)
+    return im if im.mode == "L" else im.convert("L")
+
+
+def _thumbs_of_files(args: tuple[list[str], bool, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Worker: decode (with daad's checks and EXIF orientation) and thumbnail a chunk of files."""
-    paths, variants = args
+    paths, variants, fast = args
     v = 8 if variants else 1
     ph = np.zeros((len(paths), v, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
     dh = np.zeros((len(paths), v, HASH_SIZE, HASH_SIZE + 1), np.uint8)
@@ -146,7 +183,7 @@ def _thumbs_of_files(args: tuple[list[str], bool]) -> tuple[np.ndarray, np.ndarr
     errors = []
     for i, p in enumerate(paths):
         try:
-            ph[i], dh[i] = _thumbnails(load_image(p), variants)
+            ph[i], dh[i] = _thumbnails(decode_grey(p, fast), variants, fast)
             ok[i] = True
         except BadItemError as exc:
             errors.append(str(exc))
@@ -160,15 +197,17 @@ def hash_files(
     progress: bool = True,
     desc: str = "hash",
     chunk: int = 64,
+    fast: bool = False,
 ) -> Hashes:
     """Hash image files in parallel processes (decoding dominates); bad files are reported, not fatal.
 
     `workers` defaults to the CPU count; 1 runs in this process; more run in `process_pool()`
-    (spawned, and they die with this process).
+    (spawned, and they die with this process). `fast`: JPEGs are
+    downscaled while decoding (see `decode_grey`); the hashes are then not imagehash's.
     """
     paths = [str(p) for p in paths]
     workers = workers or os.cpu_count() or 1
-    chunks = [(paths[i : i + chunk], variants) for i in range(0, len(paths), chunk)]
+    chunks = [(paths[i : i + chunk], variants, fast) for i in range(0, len(paths), chunk)]
     parts = []
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
     if workers == 1 or len(chunks) <= 1:

@@ -78,9 +78,12 @@ def _fingerprint(images: list[tuple[str, Path]]) -> str:
 
 
 def eval_hashes(
-    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True
+    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True, fast: bool = False
 ) -> tuple[list[tuple[str, str, str]], bool, list[str]]:
-    """(rows (ref, phash, dhash), from_cache, errors) of every image of evaluation dataset `name` at `root`."""
+    """(rows (ref, phash, dhash), from_cache, errors) of every image of evaluation dataset `name` at `root`.
+
+    `fast` hashes (not imagehash's) neither come from nor go to the cache.
+    """
     from daad.collectors.datasets import find_root, get_adapter
 
     adapter = get_adapter(name)
@@ -89,10 +92,12 @@ def eval_hashes(
     key = f"eval_hashes:{adapter.name}"
     fp = _fingerprint(images)
     state = catalog.get_state(key) or {}
-    if state.get("fingerprint") == fp:
+    if state.get("fingerprint") == fp and not fast:
         return catalog.eval_hashes(adapter.name), True, []
-    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}")
+    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}", fast=fast)
     rows = [(ref, hashing.to_hex(p), hashing.to_hex(d)) for (ref, _), p, d, ok in zip(images, h.phash, h.dhash, h.ok) if ok]
+    if fast:
+        return rows, False, h.errors
     with catalog.transaction():
         catalog.put_eval_hashes(adapter.name, rows)
         catalog.set_state(key, {"fingerprint": fp, "root": str(root.resolve()), "images": len(images), "hashed": len(rows)})
@@ -148,11 +153,13 @@ def mark_leakage(
     method: str = "mih",
     progress: bool = True,
     who: str = "leakage",
+    fast: bool = False,
 ) -> LeakageReport:
     """Add `name` to `leaks` of every sample from it or within k of any of its images.
 
     `variants` also matches mirrored/rotated copies (each sample's 8 dihedral variants
-    are compared with the dataset's images). Raises LayoutError when `root` is not the
+    are compared with the dataset's images). `fast` hashes both sides with JPEGs
+    downscaled while decoding (see `hashing.decode_grey`), stored nowhere. Raises LayoutError when `root` is not the
     dataset, ValueError for an unknown name.
     """
     from daad.collectors.datasets import get_adapter
@@ -160,12 +167,12 @@ def mark_leakage(
     name = get_adapter(name).name
     catalog = Catalog() if catalog is None else catalog
     store = MediaStore(catalog.home) if store is None else store
-    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress)
+    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress, fast)
     key = f"eval_hashes:{name}"
     state = catalog.get_state(key) or {}
     if state.get("k") != k:
         catalog.set_state(key, {**state, "k": k})  # what a later refresh_leakage matches with
-    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who)
+    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, fast=fast)
     matches, by_origin, newly = _mark(name, rows, h, k, method, catalog, who, state.get("fingerprint", ""))
     return LeakageReport(name, len(rows), cached, len(h.records), by_origin, matches, newly, k, eval_errors + h.errors)
 

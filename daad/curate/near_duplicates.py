@@ -7,11 +7,33 @@ the numbers behind the default k).
 
 Two searchers share one small interface (`self_pairs`, `cross_pairs`), both exact:
 
-- `MultiIndexHash` (default): pigeonhole. Cut the 128 bits into k+1 disjoint
-  substrings; two codes within distance k agree exactly on at least one of them. Per
-  substring, sort the keys and pair up equal keys only, then verify the full distance.
-  No all-pairs comparison: on 1M random codes it verifies a few hundred million
-  candidates instead of 5e11 pairs.
+- `MultiIndexHash` (default): multi-index hashing (Norouzi, Punjani & Fleet, "Fast
+  search in Hamming space with multi-index hashing", CVPR 2012). Cut the code into m
+  disjoint substrings; write k = m r + a (0 <= a < m). A pair within distance k has a
+  substring within Hamming radius r among the first a + 1, or within r - 1 among the
+  others (otherwise its distance would be at least (a+1)(r+1) + (m-a-1) r = k + 1), so
+  probing every key within that radius in each substring's table finds every pair,
+  for any k: exact. The substrings need not cover all 128 bits (the distance left
+  outside them only adds), which lets widths stay at what a table can index.
+  How m and the widths are chosen: `plan_substrings` prices each m with a cost model of
+  random codes (sort, table, probes, expected candidates to verify) and takes the
+  cheapest, which gives substrings of about log2 N bits (N = 1M, k = 8: three 21-22-bit
+  substrings probed to radius 1 and three 21-bit exact ones; 10M: four 24-bit ones at
+  radius 1 and one 32-bit exact one). The old fixed choice, k + 1 exact substrings of
+  ~14 bits, verified N^2 / 2^14 candidates: 397M at 1M codes, growing as N^2.
+  How a substring is searched: sort the keys (one sort of key << 32 | index), build a
+  table of 2^w bucket starts and counts, and for each key look up the buckets of the
+  key with each set of <= radius bits flipped. Candidates are verified in the sorted
+  order of the substring: the codes are permuted into that order first, so the
+  verification reads them nearly in sequence (the neighbours of consecutive keys lie
+  in consecutive buckets). Each unordered pair is found once per substring (from the
+  side whose key has the flip's top bit clear) and reported once overall (by the first
+  substring that catches it; no deduplication sort).
+  Measured on this 2-core machine (random 128-bit codes, k = 8, CPU seconds of one
+  process; the machine was shared, wall time was 2-5x that): 1M codes 2.1 s, 10M codes
+  37 s, peak memory 0.2 GB and 0.93 GB (about 70 bytes per code for the codes, their
+  sorted copies, keys and order, plus 192 MiB for a 24-bit table). benchmarks/search.py
+  prints it against faiss's IndexBinaryMultiHash and IndexBinaryHash in the same run.
 - `BruteForce`: every pair, vectorised in blocks (numpy popcount). Simpler, and
   faster below a few thousand codes; the benchmark (benchmarks/dedupe.py) measures both.
 
@@ -21,6 +43,9 @@ with i < j.
 
 from __future__ import annotations
 
+import itertools
+import math
+from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -64,88 +89,238 @@ class BruteForce:
         return i[keep], j[keep], dist[keep]
 
 
-def _substrings(k: int) -> list[tuple[int, int, int]]:
-    """k+1 disjoint (word, shift, width) bit ranges covering both 64-bit words."""
-    m = k + 1
-    m_p = (m + 1) // 2
-    parts = []
-    for word, count in ((0, m_p), (1, m - m_p)):
-        if count == 0:
-            continue
-        edges = np.linspace(0, 64, count + 1).round().astype(int)
-        parts += [(word, int(a), int(b - a)) for a, b in zip(edges[:-1], edges[1:])]
-    return parts
+MAX_TABLE_BITS = 24  # a probed substring's bucket table: 2^24 + 1 int32 starts = 64 MiB
+_SORT_COST = 12.0  # one argsort + gathers per code, in units of one probe of one code (measured, see the docstring)
+_VERIFY_COST = 2.0  # one candidate's full-distance check, same unit
+_TABLE_COST = 0.5  # one entry of a probed substring's bucket table (bincount + cumsum), same unit
 
 
-def _keys(p: np.ndarray, d: np.ndarray, part: tuple[int, int, int]) -> np.ndarray:
-    word, shift, width = part
-    src = p if word == 0 else d
-    return (src >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+@dataclass(frozen=True)
+class Substring:
+    """Bits [start, start + width) of the 128-bit code (0-63: pHash, 64-127: dHash), probed to Hamming radius `radius`."""
+
+    start: int
+    width: int
+    radius: int
+
+
+def _keys(p: np.ndarray, d: np.ndarray, sub: Substring) -> np.ndarray:
+    s, w = sub.start, sub.width
+    mask = np.uint64((1 << w) - 1)
+    if s + w <= 64:
+        return (p >> np.uint64(s)) & mask
+    if s >= 64:
+        return (d >> np.uint64(s - 64)) & mask
+    return ((p >> np.uint64(s)) | (d << np.uint64(64 - s))) & mask
+
+
+def _probes(width: int, radius: int) -> int:
+    """Keys within `radius` of a key of `width` bits: sum of C(width, t), t = 0..radius."""
+    return sum(math.comb(width, t) for t in range(radius + 1))
+
+
+def _split(m: int, radii: list[int], cap: int) -> list[int]:
+    """Widths of m substrings: 128 bits split evenly, probed ones capped at `cap`, the others at 32, spare bits to the unprobed ones."""
+    widths = [128 // m + (i < 128 % m) for i in range(m)]
+    widths = [min(w, cap) if r > 0 else min(w, 32) for w, r in zip(widths, radii)]
+    spare = 128 - sum(widths)
+    for i, r in enumerate(radii):
+        if r == 0 and spare > 0:
+            extra = min(spare, 32 - widths[i])
+            widths[i] += extra
+            spare -= extra
+    return widths
+
+
+def plan_substrings(n: int, k: int, cap: int = MAX_TABLE_BITS, self_join: bool = True, queries: int | None = None) -> list[Substring]:
+    """The cheapest exact plan for n indexed codes (and `queries` query codes) at threshold k.
+
+    For m substrings, k = m * r + a (0 <= a < m): the first a + 1 substrings are probed to
+    radius r, the others to r - 1 (Norouzi et al.'s bound: a pair within k has at least
+    one substring within its radius, else its distance would be >= (a+1)(r+1) + (m-a-1)r
+    = k + 1). Each m is priced with a cost model of random codes (sorting, probing each
+    key's neighbours, verifying the expected candidates); the cheapest wins, which puts
+    the widths near log2 n bits.
+    """
+    q = n if queries is None else queries
+    half = 0.5 if self_join else 1.0
+    best: tuple[float, list[Substring]] | None = None
+    for m in range(1, min(k + 1, 128) + 1):
+        r, a = divmod(k, m)
+        radii = [r] * (a + 1) + [r - 1] * (m - a - 1)
+        widths = _split(m, radii, cap)
+        cost, plan, pos = 0.0, [], 0
+        for w, rad in zip(widths, radii):
+            if w <= 0:
+                continue
+            probes = _probes(w, rad)
+            cost += _SORT_COST * (n + q) + half * q * probes * (1.0 + _VERIFY_COST * n / 2.0**w)
+            cost += _TABLE_COST * 2.0**w if rad > 0 else 0.0
+            plan.append(Substring(pos, w, rad))
+            pos += w
+        if best is None or cost < best[0]:
+            best = (cost, plan)
+    assert best is not None
+    return best[1]
+
+
+def _flips_by_top_bit(width: int, radius: int) -> Iterator[tuple[int, list[int]]]:
+    """Every XOR mask of 1..radius bits within `width` bits, grouped by its highest bit."""
+    for hb in range(width):
+        flips = [(1 << hb) | sum(1 << b for b in rest) for t in range(radius) for rest in itertools.combinations(range(hb), t)]
+        yield hb, flips
+
+
+def _sort_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, sorted keys) of keys of <= 32 bits: one sort of key << 32 | index (measured 1.7x faster than argsort)."""
+    packed = np.sort((keys << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64))
+    return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64), packed >> np.uint64(32)
+
+
+def _table(sorted_keys: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, count) per key: key's run in the sorted keys is start[key] .. start[key] + count[key] (2^width each)."""
+    count = np.bincount(sorted_keys.astype(np.intp), minlength=1 << width).astype(np.int32)
+    start = np.zeros(1 << width, np.int64)
+    np.cumsum(count[:-1], out=start[1:])
+    return start, count
+
+
+def _expand(a: np.ndarray, targets: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs (a[i], every sorted position whose key is targets[i]), in batches."""
+    start, count = table
+    cnt = count[targets]
+    hit = np.flatnonzero(cnt)
+    yield from _runs(a[hit], start[targets[hit]], cnt[hit])
+
+
+def _runs(a: np.ndarray, lo: np.ndarray, cnt: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(a[i], lo[i] + t) for t < cnt[i]: one batch per t while runs are short (random buckets hold ~1 code), then all at once."""
+    for _ in range(4):
+        if not len(a):
+            return
+        yield a, lo
+        more = np.flatnonzero(cnt > 1)
+        a, lo, cnt = a[more], lo[more] + 1, cnt[more] - 1
+    if len(a):
+        total = int(cnt.sum())
+        first = np.repeat(lo - np.cumsum(cnt) + cnt, cnt)
+        yield np.repeat(a, cnt), first + np.arange(total)
+
+
+def _caught_earlier(kp: np.ndarray, kd: np.ndarray, lp: np.ndarray, ld: np.ndarray, plan: list[Substring], s: int) -> np.ndarray:
+    """True where an earlier substring of the plan already reports the pair (so each pair is reported once)."""
+    caught = np.zeros(len(kp), bool)
+    for sub in plan[:s]:
+        caught |= np.bitwise_count(_keys(kp, kd, sub) ^ _keys(lp, ld, sub)) <= sub.radius
+    return caught
 
 
 class MultiIndexHash:
-    """Pigeonhole multi-index hashing with k+1 exact-match substrings (needs k <= 127)."""
+    """Multi-index hashing (Norouzi et al.) with substrings sized from N and bit-flip probing; exact for any k.
 
-    @staticmethod
-    def _sorted_substrings(p: np.ndarray, d: np.ndarray, k: int) -> Iterator[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
-        """(substring, order, sorted keys) of the indexed codes for each of the k+1 substrings."""
-        for part in _substrings(k):
-            keys = _keys(p, d, part)
-            order = np.argsort(keys, kind="stable")
-            yield part, order, keys[order]
+    `max_table_bits` caps a probed substring's width (its bucket table is 2^w int32 starts).
+    `plan` (optional) fixes the substrings as (start bit, width, radius) triples, for tests.
+    """
 
-    @staticmethod
-    def _unique_pairs(found: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Candidate pairs encoded as i * n + j, deduplicated across substrings and decoded."""
-        if not found:
-            return None
-        codes = np.unique(np.concatenate(found))
-        return codes // n, codes % n
+    def __init__(self, max_table_bits: int = MAX_TABLE_BITS, chunk: int = 1 << 21, plan: list[Substring] | None = None):
+        self.max_table_bits = max_table_bits
+        self.chunk = chunk
+        for sub in plan or []:
+            if not 0 < sub.width <= 32 or sub.start < 0 or sub.start + sub.width > 128 or (sub.radius > 0 and sub.width > max_table_bits):
+                raise ValueError(f"bad substring {sub}: widths are 1..32 bits inside the 128, probed ones at most {max_table_bits}")
+        self.plan_override = plan
+
+    def plan(self, n: int, k: int, self_join: bool, queries: int | None = None) -> list[Substring]:
+        return self.plan_override if self.plan_override is not None else plan_substrings(n, k, self.max_table_bits, self_join, queries)
 
     def self_pairs(self, p: np.ndarray, d: np.ndarray, k: int) -> Pairs:
+        p, d = np.ascontiguousarray(p, np.uint64), np.ascontiguousarray(d, np.uint64)
         n = len(p)
-        found: list[np.ndarray] = []
-        for _, order, sk in self._sorted_substrings(p, d, k):
-            # Pair sorted neighbours at growing offsets while equal keys remain: all pairs in each bucket.
-            alive = np.arange(n - 1)
-            off = 1
-            while len(alive):
-                alive = alive[alive + off < n]
-                alive = alive[sk[alive] == sk[alive + off]]
-                if not len(alive):
-                    break
-                a, b = order[alive], order[alive + off]
-                dist = distance(p[a], d[a], p[b], d[b])
-                ok = dist <= k
-                lo, hi = np.minimum(a[ok], b[ok]), np.maximum(a[ok], b[ok])
-                found.append(lo.astype(np.int64) * n + hi)
-                off += 1
-        pairs = self._unique_pairs(found, n)
-        if pairs is None:
+        if n < 2 or k < 0:
             return _empty()
-        i, j = pairs
+        plan = self.plan(n, k, True)
+        found: list[np.ndarray] = []
+        for s, sub in enumerate(plan):
+            order, sk = _sort_keys(_keys(p, d, sub))
+            ps, ds = p[order], d[order]  # codes in this substring's sorted order: verification reads them nearly in sequence
+            for a, b in self._self_candidates(sk, sub):
+                dist = distance(ps[a], ds[a], ps[b], ds[b])
+                ok = dist <= k
+                i, j = order[a[ok]], order[b[ok]]
+                i, j = np.minimum(i, j), np.maximum(i, j)
+                keep = ~_caught_earlier(p[i], d[i], p[j], d[j], plan, s)
+                found.append(i[keep] * n + j[keep])
+        if not found:
+            return _empty()
+        codes = np.sort(np.concatenate(found))
+        i, j = codes // n, codes % n
         return i, j, distance(p[i], d[i], p[j], d[j])
 
     def cross_pairs(self, qp: np.ndarray, qd: np.ndarray, p: np.ndarray, d: np.ndarray, k: int) -> Pairs:
+        qp, qd = np.ascontiguousarray(qp, np.uint64), np.ascontiguousarray(qd, np.uint64)
+        p, d = np.ascontiguousarray(p, np.uint64), np.ascontiguousarray(d, np.uint64)
         n = len(p)
-        found: list[np.ndarray] = []
-        for part, order, sk in self._sorted_substrings(p, d, k):
-            qk = _keys(qp, qd, part)
-            lo = np.searchsorted(sk, qk, "left")
-            cnt = np.searchsorted(sk, qk, "right") - lo
-            qi = np.repeat(np.arange(len(qp)), cnt)
-            if not len(qi):
-                continue
-            starts = np.repeat(lo - np.cumsum(cnt) + cnt, cnt)  # position within each run
-            bi = order[starts + np.arange(len(qi))]
-            dist = distance(qp[qi], qd[qi], p[bi], d[bi])
-            ok = dist <= k
-            found.append(qi[ok].astype(np.int64) * n + bi[ok])
-        pairs = self._unique_pairs(found, n)
-        if pairs is None:
+        if n == 0 or len(qp) == 0 or k < 0:
             return _empty()
-        i, j = pairs
+        plan = self.plan(n, k, False, len(qp))
+        found: list[np.ndarray] = []
+        for s, sub in enumerate(plan):
+            order, sk = _sort_keys(_keys(p, d, sub))
+            ps, ds = p[order], d[order]
+            qorder, qks = _sort_keys(_keys(qp, qd, sub))  # queries in key order too: their probes walk the table in sequence
+            qps, qds = qp[qorder], qd[qorder]
+            for a, b in self._cross_candidates(qks, sk, sub):
+                dist = distance(qps[a], qds[a], ps[b], ds[b])
+                ok = dist <= k
+                qi, j = qorder[a[ok]], order[b[ok]]
+                keep = ~_caught_earlier(qp[qi], qd[qi], p[j], d[j], plan, s)
+                found.append(qi[keep] * n + j[keep])
+        if not found:
+            return _empty()
+        codes = np.sort(np.concatenate(found))
+        i, j = codes // n, codes % n
         return i, j, distance(qp[i], qd[i], p[j], d[j])
+
+    def _self_candidates(self, sk: np.ndarray, sub: Substring) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Sorted positions (a, b), a != b, whose keys are within the substring's radius, each unordered pair once."""
+        n = len(sk)
+        # Equal keys: pair sorted neighbours at growing offsets while equal keys remain (all pairs in each bucket).
+        alive = np.arange(n - 1)
+        off = 1
+        while len(alive):
+            alive = alive[alive + off < n]
+            alive = alive[sk[alive] == sk[alive + off]]
+            if len(alive):
+                yield alive, alive + off
+            off += 1
+        if sub.radius == 0:
+            return
+        table = _table(sk, sub.width)
+        ski = sk.astype(np.intp)
+        for hb, flips in _flips_by_top_bit(sub.width, sub.radius):
+            # A pair with different keys is found once: from the side whose key has the flip's top bit clear.
+            src = np.flatnonzero((ski & (1 << hb)) == 0)
+            for c0 in range(0, len(src), self.chunk):
+                a0 = src[c0 : c0 + self.chunk]
+                ka = ski[a0]
+                for f in flips:
+                    yield from _expand(a0, ka ^ f, table)
+
+    def _cross_candidates(self, qks: np.ndarray, sk: np.ndarray, sub: Substring) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(query position, index position) pairs, both in sorted order, whose keys are within the radius."""
+        if sub.radius == 0 and sub.width > self.max_table_bits:
+            lo = np.searchsorted(sk, qks, "left")
+            cnt = np.searchsorted(sk, qks, "right") - lo
+            hit = np.flatnonzero(cnt)
+            yield from _runs(hit, lo[hit], cnt[hit])
+            return
+        table = _table(sk, sub.width)
+        flips = [0] + [f for _, fs in _flips_by_top_bit(sub.width, sub.radius) for f in fs]
+        for c0 in range(0, len(qks), self.chunk):
+            a0 = np.arange(c0, min(len(qks), c0 + self.chunk))
+            ka = qks[a0].astype(np.intp)
+            for f in flips:
+                yield from _expand(a0, ka ^ f, table)
 
 
 SEARCHERS: dict[str, type] = {"mih": MultiIndexHash, "brute": BruteForce}

@@ -267,10 +267,17 @@ class CAI:
             return None
         ch, cw = centre_offset(bh, bw)
         top, left = loc[0] - ch, loc[1] - cw
-        region = (slice(top, top + bh), slice(left, left + bw))
+        # Solve on a slightly larger region whose sine transform is fast (poisson.grow_region);
+        # the source matters only on the mask and its one-pixel ring, so the rest is the target.
+        gt, gl, gh, gw = poisson.grow_region(top, left, bh, bw, image.shape[0], image.shape[1])
+        region = (slice(gt, gt + gh), slice(gl, gl + gw))
         tgt = image[region]
-        src = _match_channels(src, tgt)
-        blended = self.blender(tgt, src, msk, self.mode, self.mixed_rule)
+        inner = (slice(top - gt, top - gt + bh), slice(left - gl, left - gl + bw))
+        grown_src = tgt.copy()
+        grown_src[inner] = _match_channels(src, tgt)
+        grown_msk = np.zeros((gh, gw), bool)
+        grown_msk[inner] = msk
+        blended = self.blender(tgt, grown_src, grown_msk, self.mode, self.mixed_rule)
         fg_region = fg[region]
         if tgt.ndim == 3:
             blended = np.where(fg_region[..., None], blended, tgt)
@@ -278,9 +285,9 @@ class CAI:
             blended = np.where(fg_region, blended, tgt)
         result = image.copy()
         result[region] = blended
-        diff = np.abs(blended.astype(np.int16) - tgt.astype(np.int16))
+        diff = cv2.absdiff(blended, tgt)  # uint8 |I_sa - I_n|, without int16 copies
         if diff.ndim == 3:
-            diff = diff.max(axis=2)
+            diff = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]) if diff.shape[2] == 3 else diff.max(axis=2)
         mask_region = (diff > self.threshold) & fg_region
         if not mask_region.any():
             rejected["invisible"] += 1
@@ -298,6 +305,7 @@ class CAI:
             "resize": round(s_a_prime / pattern.side, 6),
             "location": [int(loc[0]), int(loc[1])],
             "box": [int(top), int(left), int(bh), int(bw)],
+            "region": [int(gt), int(gl), int(gh), int(gw)],
         }
         return Injection(result, mask, provenance)
 
