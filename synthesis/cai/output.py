@@ -13,31 +13,38 @@ Layout (anomalib `Folder`: normal_dir="normal", abnormal_dir="abnormal", mask_di
 `<target>` is the target's path relative to the targets folder with `/` turned into
 `__`, so `bottle/000.png` and `capsule/000.png` do not collide. Every file is written
 atomically (temp + rename) with deterministic PNG bytes, so a re-run with the same seed
-rewrites identical files. Targets are independent: `workers > 1` runs them in separate
-processes and gives byte-identical files and the same manifest order.
+rewrites identical files. Targets are independent: the engine (`daad.engine`: local
+processes or a Ray cluster) decides where each one runs; its files are written there,
+its manifest rows come back to the driver, which alone writes manifest.jsonl (in target
+order), the preview and `out/.daad-run.jsonl`, the journal that lets a re-run skip
+targets whose files are complete. Any engine and worker count gives the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from daad.core.atomic import write_bytes_atomic
+from daad.core.atomic import remove_stale_temps, write_bytes_atomic
 from daad.core.errors import BadItemError, LayoutError
 from daad.core.images import IMAGE_SUFFIXES, encode_png, load_image
+from daad.engine import Engine, Given, LocalEngine
+from daad.engine.journal import Journal
 
 from .cai import CAI, resize_target
+from .foreground import method_used
+
+JOURNAL = ".daad-run.jsonl"
 
 PREVIEW_TARGETS = 4
 PREVIEW_TILE = 128
@@ -101,17 +108,9 @@ class Report:
         return "\n".join(lines)
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(cai: CAI, out_dir: Path) -> None:
-    _WORKER["cai"], _WORKER["out"] = cai, out_dir
-
-
-def _one_target(target: Target) -> tuple[list[dict[str, Any]], str]:
+def _one_target(state: tuple[CAI, Path], target: Target) -> tuple[list[dict[str, Any]], str]:
     """Inject into one target and write its files; returns its manifest rows, or an error line."""
-    cai: CAI = _WORKER["cai"]
-    out: Path = _WORKER["out"]
+    cai, out = state
     try:
         image = np.asarray(load_image(target.path))
         injections = cai(image, key=target.key)
@@ -131,42 +130,82 @@ def _one_target(target: Target) -> tuple[list[dict[str, Any]], str]:
     return rows, ""
 
 
-def _results(cai: CAI, targets: list[Target], out: Path, workers: int) -> Iterator[tuple[list[dict[str, Any]], str]]:
-    if workers <= 1:
-        _init_worker(cai, out)
-        yield from map(_one_target, targets)
-        return
-    ctx = get_context("spawn")  # no fork: safe with threads (tqdm, arrow) in the parent
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cai, out)) as ex:
-        yield from ex.map(_one_target, targets, chunksize=1)
+def fingerprint(cai: CAI) -> str:
+    """What a target's output depends on besides the target itself: settings, seed and the pattern pool."""
+    pool = cai.pool
+    ids = getattr(pool, "ids", None) or [pool.get(i).id for i in range(len(pool))]
+    masker = cai.masker
+    spec = {"mode": cai.mode, "quota": {str(k): v for k, v in cai.quota.items()}, "size": cai.size, "threshold": cai.threshold,
+            "seed": cai.seed, "mixed_rule": cai.mixed_rule, "foreground": [method_used(masker), str(getattr(masker, "model", ""))],
+            "sides": [int(x) for x in pool.sides], "ids": list(ids)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True) -> Report:
+def _complete(out: Path, rows: list[dict[str, Any]]) -> bool:
+    return bool(rows) and all((out / r[k]).is_file() for r in rows for k in ("file", "mask", "normal"))
+
+
+def _input_paths(cai: CAI, targets: list[Target]) -> list[Path]:
+    """What every worker must be able to read: the targets' folders and the pool's memory-mapped dataset files."""
+    folders = sorted({t.path.parent for t in targets})
+    dataset = getattr(cai.pool, "dataset", None)
+    files = [Path(f["filename"]) for f in getattr(dataset, "cache_files", None) or []]
+    return folders + files
+
+
+def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True,
+        engine: Engine | None = None) -> Report:
     """Inject into every target, write the Folder layout, manifest and preview; return a Report.
 
     A bad target (unreadable, empty foreground, no pattern fits) is reported and
-    skipped; the rest of the batch goes on. With `workers > 1` the workers are spawned
-    processes, so a script calling this needs the usual `if __name__ == "__main__":` guard.
+    skipped; the rest of the batch goes on. `engine` decides where targets run (default:
+    `LocalEngine(workers)`; with `workers > 1` those are spawned processes, so a script
+    calling this needs the usual `if __name__ == "__main__":` guard). Targets whose
+    files a previous run with the same settings completed are not computed again.
     """
     out = Path(out_dir).expanduser()
+    engine = engine or LocalEngine(workers)
+    engine.check_paths(readable=_input_paths(cai, targets), writable=[out])
     for sub in ("abnormal", "mask", "normal"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     report = Report(out, targets=len(targets))
     start = time.perf_counter()
+    journal = Journal(out / JOURNAL, fingerprint(cai))
+    earlier = journal.load()
+    results: list[tuple[list[dict[str, Any]], str] | None] = [None] * len(targets)
+    todo = []
+    for i, t in enumerate(targets):
+        rows = earlier.get(t.key)
+        if rows is not None and _complete(out, rows):
+            results[i] = (rows, "")
+        else:
+            todo.append(i)
+    journal.start({targets[i].key: results[i][0] for i in range(len(targets)) if results[i] is not None})  # type: ignore[index]
+    with tqdm(total=len(targets), initial=len(targets) - len(todo), desc=f"CAI-{cai.mode[0].upper()}", unit="target",
+              disable=not progress) as bar:
+        try:
+            for j, (rows, error) in engine.imap(_one_target, [targets[i] for i in todo], setup=Given((cai, out))):
+                results[todo[j]] = (rows, error)
+                if error:
+                    if progress:
+                        tqdm.write(f"skipped: {error}")
+                else:
+                    journal.record(targets[todo[j]].key, rows)
+                bar.update(1)
+        finally:
+            journal.close()
+    remove_stale_temps([out / "normal", out / "abnormal", out / "mask"])  # left by a worker killed mid-write
     manifest: list[dict[str, Any]] = []
-    with tqdm(total=len(targets), desc=f"CAI-{cai.mode[0].upper()}", unit="target", disable=not progress) as bar:
-        for rows, error in _results(cai, targets, out, workers):
-            if error:
-                report.failed.append(error)
-                if progress:
-                    tqdm.write(f"skipped: {error}")
-            else:
-                manifest.extend(rows)
-                report.by_foreground[rows[0]["foreground"]] += 1
-                for row in rows:
-                    report.by_class[row["anomaly_class"] or "?"] += 1
-                    report.by_scale[row["scale"]] += 1
-            bar.update(1)
+    for rows, error in results:  # type: ignore[misc]
+        if error:
+            report.failed.append(error)
+            continue
+        manifest.extend(rows)
+        report.by_foreground[rows[0]["foreground"]] += 1
+        for row in rows:
+            report.by_class[row["anomaly_class"] or "?"] += 1
+            report.by_scale[row["scale"]] += 1
+    journal.finish((t.key, r[0]) for t, r in zip(targets, results) if r is not None and not r[1])
     report.seconds = time.perf_counter() - start
     report.images = len(manifest)
     write_bytes_atomic(out / "manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in manifest).encode("utf-8"))
