@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from daad.cli.engine_options import engine_options, make_engine
 from daad.core import taxonomy
 
 MODES = ("normal", "mixed")
@@ -43,22 +44,25 @@ def _parse_classes(text: str | None) -> list[str] | None:
 @click.option("--rembg-model", type=click.Path(exists=True, dir_okay=False), default=None, help="Local rembg ONNX model (e.g. u2net.onnx); used by rembg and by auto.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Targets are resized to SIZE x SIZE.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same inputs -> bit-identical output.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Processes (local, default 1) or Ray workers (default: one per CPU of the cluster); the output does not depend on it.")
 @click.option("--threshold", default=None, type=click.IntRange(0, 254), help="T of Eq. 4 in grey levels (default 4, measured on real data: see daad.synthesis.cai.cai).")
 @click.option("--mixed-rule", default="perez", show_default=True, type=click.Choice(("perez", "opencv")), help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
+@engine_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, per_image: int, split: str | None, mode: str,
-               classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int,
-               threshold: int | None, mixed_rule: str, quiet: bool) -> None:
+               classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int | None,
+               threshold: int | None, mixed_rule: str, engine_name: str, ray_address: str | None, quiet: bool) -> None:
     """Inject real DAAD anomalies into normal images by CAI (paper Sec. 3.1).
 
     \b
     Writes OUT/abnormal/*.png, OUT/mask/*.png (same names), OUT/normal/*.png,
-    OUT/manifest.jsonl (provenance per image) and OUT/preview.png.
+    OUT/manifest.jsonl (provenance per image) and OUT/preview.png; a re-run skips
+    targets already complete. --engine ray gives the same bytes (OUT on a shared path).
     Examples:
       daad synthesize --dataset ./daad-release --exclude mvtec_ad --targets mvtec/bottle/train/good --out cai-bottle
       daad synthesize --dataset ./daad-release/v1.0.0 --exclude mvtec_ad --targets good/ --out cai-m --mode mixed --workers 2
       daad synthesize --dataset <org>/daad --exclude visa --targets pcb1/ --out cai-pcb --classes crack,scratch --split 6,2,2
+      daad synthesize --dataset /shared/daad --exclude mvtec_ad --targets /shared/normal --out /shared/cai --engine ray --ray-address auto
     """
     from daad.core.errors import DaadError
     from daad.synthesis.cai.cai import CAI, DEFAULT_THRESHOLD
@@ -66,6 +70,7 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     from daad.synthesis.cai.output import find_targets, run
     from daad.synthesis.cai.patterns import PublishedPool, load_published
 
+    engine = make_engine(engine_name, workers, ray_address)
     quota = _parse_split(split) if split else split_quota(per_image)
     wanted = _parse_classes(classes)
     if quiet:
@@ -89,7 +94,13 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
                   threshold=DEFAULT_THRESHOLD if threshold is None else threshold, seed=seed, mixed_rule=mixed_rule)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    report = run(cai, target_list, out_dir, workers=workers, progress=not quiet)
+    click.echo(f"engine: {engine.describe()}")
+    try:
+        report = run(cai, target_list, out_dir, progress=not quiet, engine=engine)
+    except DaadError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.close()
     click.echo(report.summary())
     if report.images == 0:
         raise click.ClickException("no pseudo anomaly was written")

@@ -25,6 +25,7 @@ from daad.core.catalog import Catalog
 from daad.curate.dedupe import DEFAULT_K, catalog_hashes
 from daad.core.media_store import MediaStore
 from daad.curate.near_duplicates import get_searcher
+from daad.engine import Engine
 
 HASH_VERSION = "phash+dhash/imagehash-4.3/v1"
 
@@ -72,9 +73,13 @@ def _fingerprint(images: list[tuple[str, Path]]) -> str:
 
 
 def eval_hashes(
-    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True
+    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True, engine: Engine | None = None
 ) -> tuple[list[tuple[str, str, str]], bool, list[str]]:
-    """(rows (ref, phash, dhash), from_cache, errors) of every image of evaluation dataset `name` at `root`."""
+    """(rows (ref, phash, dhash), from_cache, errors) of every image of evaluation dataset `name` at `root`.
+
+    `engine` decides where the images are hashed (on a Ray cluster every node must see
+    `root`); the hashes are stored in the catalog by this process only.
+    """
     from daad.collectors.datasets import find_root, get_adapter
 
     adapter = get_adapter(name)
@@ -85,7 +90,9 @@ def eval_hashes(
     state = catalog.get_state(key) or {}
     if state.get("fingerprint") == fp:
         return catalog.eval_hashes(adapter.name), True, []
-    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}")
+    if engine is not None:
+        engine.check_paths(readable=[root])
+    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}", engine=engine)
     rows = [(ref, hashing.to_hex(p), hashing.to_hex(d)) for (ref, _), p, d, ok in zip(images, h.phash, h.dhash, h.ok) if ok]
     with catalog.transaction():
         catalog.put_eval_hashes(adapter.name, rows)
@@ -103,20 +110,22 @@ def mark_leakage(
     method: str = "mih",
     progress: bool = True,
     who: str = "leakage",
+    engine: Engine | None = None,
 ) -> LeakageReport:
     """Add `name` to `leaks` of every sample from it or within k of any of its images.
 
     `variants` also matches mirrored/rotated copies (each sample's 8 dihedral variants
-    are compared with the dataset's images). Raises LayoutError when `root` is not the
-    dataset, ValueError for an unknown name.
+    are compared with the dataset's images). `engine` decides where images are hashed
+    (default: processes here); matching and catalog writes stay in this process.
+    Raises LayoutError when `root` is not the dataset, ValueError for an unknown name.
     """
     from daad.collectors.datasets import get_adapter
 
     name = get_adapter(name).name
     catalog = Catalog() if catalog is None else catalog
     store = MediaStore(catalog.home) if store is None else store
-    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress)
-    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who)
+    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress, engine=engine)
+    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, engine=engine)
     recs = h.records
     ep = hashing.hex_array(r[1] for r in rows)
     ed = hashing.hex_array(r[2] for r in rows)
