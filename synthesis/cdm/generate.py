@@ -20,6 +20,12 @@ masks of that class the model was trained on (`masks/<class>/` in the CDM folder
 resized to the target: CAI already put its anomalies at plausible places (on the
 foreground, at the paper's multi-scale sizes), so drawing from its masks keeps that
 distribution of shape, size and location.
+
+Where it runs: each target is one item for an engine (`daad.engine`). On Ray, one
+long-lived actor per GPU (`Resources(gpus=1)`) loads the pipeline once from a
+`CDMSpec` and generates every target it is handed; outputs depend only on (seed,
+target index, k), so they are the same bytes wherever they run, and the driver writes
+the manifest in target order.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -42,6 +48,7 @@ from daad.synthesis.cdm import cdm_folder
 from daad.synthesis.cdm.model import Components, load_components, pick_device, pick_dtype
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
 from daad.core.taxonomy import CLASSES
+from daad.engine import Engine, Given, LocalEngine
 
 
 @dataclass
@@ -173,6 +180,24 @@ class CDM:
         return Generated(result, m, provenance)
 
 
+@dataclass(frozen=True)
+class CDMSpec:
+    """A CDM not loaded yet: what a worker needs to load the pipeline itself, once (a `setup` for an engine)."""
+
+    folder: str
+    pretrained: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __call__(self) -> CDM:
+        return CDM.load(self.folder, pretrained=self.pretrained, device=self.device, precision=self.precision)
+
+    @property
+    def classes(self) -> list[str]:
+        trained = cdm_folder.read_config(self.folder)["training"]["classes"]
+        return [c for c in CLASSES if c in trained]
+
+
 def blended_latent_diffusion(
     comps: Components,
     learned: LearnedTokens,
@@ -260,8 +285,64 @@ def _merge_manifest(path: Path, rows: Iterable[dict]) -> None:
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in merged.values()), encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class _Params:
+    out: Path
+    anomaly_class: str
+    per_image: int
+    masks: Path | None
+    seed: int
+    steps: int
+    guidance: float
+    strength: float
+
+
+class _Setup:
+    """Per worker: the CDM (loaded here from a spec, or the one already loaded) and the run's parameters."""
+
+    def __init__(self, cdm: CDM | CDMSpec, params: _Params):
+        self.cdm, self.params = cdm, params
+
+    def __call__(self) -> tuple[CDM, _Params]:
+        return (self.cdm() if isinstance(self.cdm, CDMSpec) else self.cdm), self.params
+
+
+def _generate_target(state: tuple[CDM, _Params], job: tuple[int, Path, str]) -> tuple[list[dict], list[str]]:
+    """All `per_image` outputs of one target: written here; (manifest rows, skip messages) go back to the driver."""
+    cdm, p = state
+    ti, target, stem = job
+    try:
+        image = load_image(target)
+        mask = None
+        if p.masks is not None:
+            mpath = p.masks / f"{stem}.png"
+            if not mpath.is_file():
+                raise BadItemError(target, f"no mask {mpath}")
+            mask = load_mask(mpath, image.size, binarize=True)
+    except BadItemError as exc:
+        return [], [str(exc)]
+    normal_name = f"{stem}.png"
+    _write_png(p.out / "normal" / normal_name, np.asarray(image))
+    rows: list[dict] = []
+    for k in range(p.per_image):
+        s = derive_seed(p.seed, ti, k)
+        try:
+            res = cdm.generate(image, p.anomaly_class, mask=mask, seed=s, steps=p.steps, guidance=p.guidance, strength=p.strength)
+        except DaadError as exc:
+            return rows, [f"{target}: {exc}"]
+        name = f"{stem}_{p.anomaly_class}_{k:03d}.png"
+        _write_png(p.out / "abnormal" / name, res.image)
+        _write_png(p.out / "mask" / name, res.mask)
+        row = {"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": f"normal/{normal_name}",
+               "target_path": str(target.resolve()), "cdm": str(cdm.folder.resolve()), **res.provenance}
+        if p.masks is not None:
+            row["mask_source"] = f"given:{(p.masks / normal_name).resolve()}"
+        rows.append(row)
+    return rows, []
+
+
 def generate_folder(
-    cdm: CDM,
+    cdm: CDM | CDMSpec,
     targets: str | Path,
     anomaly_class: str,
     out: str | Path,
@@ -272,6 +353,7 @@ def generate_folder(
     guidance: float = 7.5,
     strength: float = 1.0,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> GenerateReport:
     """Write `per_image` anomalies per normal image in the anomalib-Folder layout of CAI.
 
@@ -281,53 +363,32 @@ def generate_folder(
     (seed, mask source, prompt, steps, guidance, ...).
     With `masks`, a target `x.png` uses `masks/x.png` (binary, same size; a target in a
     subfolder `a/x.png` uses `masks/a_x.png`); a target without one is reported and skipped. A bad target is reported and skipped too.
+    `engine` decides where targets run (default: this process); give a `CDMSpec`
+    instead of a loaded CDM so that each worker loads the pipeline itself, once.
     """
     if anomaly_class not in cdm.classes:
         raise DaadError(f"class {anomaly_class!r} was not trained in {cdm.folder} (trained: {', '.join(cdm.classes)})")
     out = Path(out)
+    engine = engine or LocalEngine(1)
+    files = list_targets(targets)
+    if not files:
+        raise DaadError(f"{targets}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    readable: list[Any] = sorted({f.parent for f in files}) + [cdm.folder] + ([masks] if masks is not None else [])
+    engine.check_paths(readable=readable, writable=[out])
     (out / "abnormal").mkdir(parents=True, exist_ok=True)
     (out / "mask").mkdir(parents=True, exist_ok=True)
     (out / "normal").mkdir(parents=True, exist_ok=True)
     report = GenerateReport(out)
-    files = list_targets(targets)
-    if not files:
-        raise DaadError(f"{targets}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    rows = []
-    bar = tqdm(total=len(files) * per_image, desc=f"cdm generate {anomaly_class}", unit="img", disable=not progress)
-    for ti, target in enumerate(files):
-        stem = target_stem(target, targets)
-        try:
-            image = load_image(target)
-            mask = None
-            if masks is not None:
-                mpath = Path(masks) / f"{stem}.png"
-                if not mpath.is_file():
-                    raise BadItemError(target, f"no mask {mpath}")
-                mask = load_mask(mpath, image.size, binarize=True)
-        except BadItemError as exc:
-            report.skipped.append(str(exc))
+    params = _Params(out, anomaly_class, per_image, Path(masks) if masks is not None else None, seed, steps, guidance, strength)
+    setup = Given((cdm, params)) if isinstance(cdm, CDM) and engine.workers <= 1 and isinstance(engine, LocalEngine) else _Setup(cdm, params)
+    jobs = [(ti, target, target_stem(target, targets)) for ti, target in enumerate(files)]
+    results: list[tuple[list[dict], list[str]]] = [([], [])] * len(jobs)
+    with tqdm(total=len(files) * per_image, desc=f"cdm generate {anomaly_class}", unit="img", disable=not progress) as bar:
+        for i, result in engine.imap(_generate_target, jobs, setup=setup):
+            results[i] = result
             bar.update(per_image)
-            continue
-        normal_name = f"{stem}.png"
-        _write_png(out / "normal" / normal_name, np.asarray(image))
-        for k in range(per_image):
-            s = derive_seed(seed, ti, k)
-            try:
-                res = cdm.generate(image, anomaly_class, mask=mask, seed=s, steps=steps, guidance=guidance, strength=strength)
-            except DaadError as exc:
-                report.skipped.append(f"{target}: {exc}")
-                bar.update(per_image - k)
-                break
-            name = f"{stem}_{anomaly_class}_{k:03d}.png"
-            _write_png(out / "abnormal" / name, res.image)
-            _write_png(out / "mask" / name, res.mask)
-            row = {"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": f"normal/{normal_name}",
-                   "target_path": str(target.resolve()), "cdm": str(cdm.folder.resolve()), **res.provenance}
-            if masks is not None:
-                row["mask_source"] = f"given:{(Path(masks) / normal_name).resolve()}"
-            rows.append(row)
-            report.written += 1
-            bar.update(1)
-    bar.close()
+    rows = [r for rs, _ in results for r in rs]
+    report.skipped = [m for _, ms in results for m in ms]
+    report.written = len(rows)
     _merge_manifest(out / "manifest.jsonl", rows)
     return report
