@@ -95,7 +95,7 @@ class LocalRayCluster:
         return list(found.values())
 
     def stop(self) -> None:
-        """End this cluster's processes by pid (SIGTERM, then SIGKILL after 10 s)."""
+        """End this cluster's processes by pid (SIGTERM, then SIGKILL after 3 s)."""
         if not self._started:
             return
         self._started = False
@@ -107,7 +107,7 @@ class LocalRayCluster:
                 p.terminate()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=10)
+        _, alive = psutil.wait_procs(procs, timeout=3)
         for p in alive:
             try:
                 p.kill()

@@ -46,8 +46,9 @@ def node_name() -> str:
     """This Ray node, as an error message names it: ip (hostname, node id)."""
     import ray
 
-    ctx = ray.get_runtime_context()
-    return f"node {ray.util.get_node_ip_address()} ({socket.gethostname()}, id {ctx.get_node_id()[:8]})"
+    node_id = ray.get_runtime_context().get_node_id()
+    address = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), ray.util.get_node_ip_address())
+    return f"node {address} ({socket.gethostname()}, id {node_id[:8]})"
 
 
 class _Worker:
