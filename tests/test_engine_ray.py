@@ -173,3 +173,52 @@ def test_hashing_and_leakage_on_ray_equal_local(cluster, shared_data, tmp_path, 
     assert results["ray"] == results["local"]
     assert "33 evaluation images (hashed now)" in results["ray"][0]
     assert "0 by origin, 1 near-duplicates from other origins; 1 newly marked" in results["ray"][0]
+
+
+def test_independent_jobs_run_as_tasks_and_gather(cluster, shared_data):
+    """The call `daad compare` sweeps use: N jobs, resources per job, results gathered (a job here: hash a few files)."""
+    from functools import partial
+
+    from daad.curate import hashing
+    from daad.engine import LocalEngine, Resources, get_engine
+
+    files = sorted((shared_data / "mvtec_ad" / "bottle" / "test" / "good").glob("*.png"))
+    jobs = [files[i : i + 2] for i in range(0, 8, 2)]
+    job = partial(hashing.hash_files, workers=1, progress=False)
+    on_ray = dict(get_engine("ray", address=cluster.address).run_jobs(job, jobs, Resources(cpus=1)))
+    local = dict(LocalEngine(1).run_jobs(job, jobs))
+    assert sorted(on_ray) == list(range(len(jobs)))
+    assert all(list(on_ray[i].phash) == list(local[i].phash) for i in range(len(jobs)))
+
+
+def test_cdm_generation_on_ray_actors_equals_local(cluster, shared_data, tmp_path):
+    """Two CPU actors, each loading the (tiny, random) diffusion pipeline once, write the local run's bytes."""
+    pytest.importorskip("diffusers", reason="CDM needs the cdm extra (pip install 'daad[cdm]')")
+    from test_cdm import RES, _build_tiny_sd, cai_out  # noqa: F401  (fixture)
+
+    from daad.engine import get_engine
+    from daad.synthesis.cdm import TrainConfig, train
+    from daad.synthesis.cdm.generate import CDM, CDMSpec, generate_folder
+
+    _build_tiny_sd(tmp_path)
+    data = tmp_path / "cai"
+    (data / "abnormal").mkdir(parents=True)
+    (data / "mask").mkdir()
+    rows = []
+    for img in sorted((shared_data / "mvtec_ad" / "capsule" / "test" / "crack").glob("*.png"))[:2]:
+        shutil.copy(img, data / "abnormal" / img.name)
+        shutil.copy(shared_data / "mvtec_ad" / "capsule" / "ground_truth" / "crack" / f"{img.stem}_mask.png", data / "mask" / img.name)
+        rows.append(f'{{"file": "abnormal/{img.name}", "anomaly_class": "crack"}}\n')
+    (data / "manifest.jsonl").write_text("".join(rows))
+    train(TrainConfig(pretrained=str(tmp_path / "sd"), data=str(data), out=str(tmp_path / "cdm"), steps=1, resolution=RES,
+                      device="cpu"), progress=False)
+    targets = tmp_path / "normal"
+    targets.mkdir()
+    for name in ("001.png", "002.png"):
+        shutil.copy(shared_data / "mvtec_ad" / "bottle" / "test" / "good" / name, targets / name)
+    kw = dict(per_image=1, steps=2, seed=7, progress=False)
+    local = generate_folder(CDM.load(tmp_path / "cdm", device="cpu"), targets, "crack", tmp_path / "gen_local", **kw)
+    spec = CDMSpec(str(tmp_path / "cdm"), device="cpu")
+    on_ray = generate_folder(spec, targets, "crack", tmp_path / "gen_ray", engine=get_engine("ray", address=cluster.address), **kw)
+    assert local.written == on_ray.written == 2
+    assert _files(tmp_path / "gen_ray") == _files(tmp_path / "gen_local")

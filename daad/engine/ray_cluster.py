@@ -70,6 +70,10 @@ class _Worker:
         return self.fn(self.state, item)
 
 
+def _run_job(fn: Callable[[Any], Any], job: Any) -> Any:
+    return fn(job)
+
+
 def _probe(readable: Sequence[str], writable: Sequence[str]) -> list[str]:
     return path_problems(readable, writable, node_name())
 
@@ -150,8 +154,9 @@ class RayEngine(Engine):
     def run_jobs(self, fn: Callable[[T], R], jobs: Sequence[T], resources: Resources = ONE_CPU) -> Iterator[tuple[int, R]]:
         """One Ray task per job with its own CPUs/GPUs (Ray sets CUDA_VISIBLE_DEVICES); a task whose worker dies is retried."""
         ray = self.ray
-        task = ray.remote(fn).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=3)
-        pending = {task.remote(job): i for i, job in enumerate(jobs)}
+        task = ray.remote(_run_job).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=3)
+        fn_ref = ray.put(fn)  # any picklable callable (a function, a functools.partial), sent once
+        pending = {task.remote(fn_ref, job): i for i, job in enumerate(jobs)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
