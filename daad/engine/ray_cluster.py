@@ -52,21 +52,27 @@ def node_name() -> str:
 
 
 class _Worker:
-    """One Ray actor: builds its state once, then runs `fn(state, item)` per call."""
+    """One Ray actor: builds its state on its first call (again after a restart), then runs `fn(state, item)` per call.
 
-    def __init__(self, fn: Callable[[Any, Any], Any], setup_ref: list[Any]):
-        import ray
+    Every call carries the setup's object ref (a reference, a few bytes); the state is
+    built from it once. Not a constructor argument: Ray warns that an actor restarted
+    from arguments held in the object store may fail to restart, and a setup that
+    cannot even be unpickled on this node is reported here, naming the node.
+    """
 
-        self.fn, self.error, self.state = fn, "", None
-        try:  # fetched here, not as a top-level argument, so a setup that cannot even unpickle on this node is reported too
-            setup = ray.get(setup_ref[0])
-            self.state = setup() if setup is not None else None
-        except Exception as exc:  # reported on the first call, naming the node, instead of a restart loop
-            self.error = f"worker on {node_name()} could not start: {type(exc).__name__}: {exc}"
+    def __init__(self, fn: Callable[[Any, Any], Any]):
+        self.fn, self.ready, self.state = fn, False, None
 
-    def call(self, item: Any) -> Any:
-        if self.error:
-            raise EngineError(self.error)
+    def call(self, setup_ref: list[Any], item: Any) -> Any:
+        if not self.ready:
+            import ray
+
+            try:
+                setup = ray.get(setup_ref[0])
+                self.state = setup() if setup is not None else None
+            except Exception as exc:
+                raise EngineError(f"worker on {node_name()} could not start: {type(exc).__name__}: {exc}") from None
+            self.ready = True
         return self.fn(self.state, item)
 
 
@@ -123,14 +129,14 @@ class RayEngine(Engine):
         ray = self.ray
         opts = dict(num_cpus=self.resources.cpus, num_gpus=self.resources.gpus, max_restarts=-1, max_task_retries=-1)
         setup_ref = ray.put(setup)  # sent once to the object store, fetched once per actor (and again on a restart)
-        actors = [self._Worker.options(**opts).remote(fn, [setup_ref]) for _ in range(min(self.workers, len(items)))]
+        actors = [self._Worker.options(**opts).remote(fn) for _ in range(min(self.workers, len(items)))]
         pending: dict[Any, tuple[int, Any]] = {}
         nxt = 0
 
         def feed(actor: Any) -> None:
             nonlocal nxt
             if nxt < len(items):
-                pending[actor.call.remote(items[nxt])] = (nxt, actor)
+                pending[actor.call.remote([setup_ref], items[nxt])] = (nxt, actor)
                 nxt += 1
 
         try:

@@ -92,12 +92,14 @@ class Report:
     by_scale: Counter = field(default_factory=Counter)
     by_foreground: Counter = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)
+    reused: int = 0  # targets complete from an earlier run, not computed again
 
     def summary(self) -> str:
         rate = self.images / self.seconds if self.seconds > 0 else 0.0
         lines = [
             f"{self.images} pseudo anomalies from {self.targets - len(self.failed)} of {self.targets} targets "
-            f"in {self.seconds:.1f} s ({rate:.1f} images/s) -> {self.out_dir}",
+            + (f"({self.reused} already complete, kept) " if self.reused else "")
+            + f"in {self.seconds:.1f} s ({rate:.1f} images/s) -> {self.out_dir}",
             "  scales: " + ", ".join(f"{k} {self.by_scale[k]}" for k in ("large", "medium", "small") if self.by_scale[k]),
             "  classes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_class.items())),
             "  foreground: " + ", ".join(f"{k} {v} targets" for k, v in sorted(self.by_foreground.items())),
@@ -208,6 +210,7 @@ def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     journal.finish((t.key, r[0]) for t, r in zip(targets, results) if r is not None and not r[1])
     report.seconds = time.perf_counter() - start
     report.images = len(manifest)
+    report.reused = len(targets) - len(todo)
     write_bytes_atomic(out / "manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in manifest).encode("utf-8"))
     if manifest:
         write_bytes_atomic(out / "preview.png", _png(preview_grid(out, manifest)))
