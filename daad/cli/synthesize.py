@@ -94,7 +94,8 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
                   threshold=DEFAULT_THRESHOLD if threshold is None else threshold, seed=seed, mixed_rule=mixed_rule)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"engine: {engine.describe()}")
+    if engine_name != "local":
+        click.echo(f"engine: {engine.describe()}")
     try:
         report = run(cai, target_list, out_dir, progress=not quiet, engine=engine)
     except DaadError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .base import EngineError
 
+ATTEMPTS = 3
 WORKER_PORTS = 24  # per node: one per Ray worker process (driver, actors, probes)
 
 
@@ -62,18 +63,29 @@ class LocalRayCluster:
             raise EngineError(f"ray start failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
 
     def __enter__(self) -> "LocalRayCluster":
+        """Start the nodes; a start that times out is tried again from scratch (up to `ATTEMPTS` times).
+
+        Why: `ray start` gives a raylet a fixed 30 s to register with the GCS, which a
+        machine busy with other work can miss (seen here on 2 shared cores).
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
-        port, client, dashboard = free_ports(3)
-        self.address, self._port = f"127.0.0.1:{port}", port
-        self._started = True
-        try:
-            self._start("--head", f"--port={port}", f"--ray-client-server-port={client}", "--include-dashboard=false",
-                        f"--dashboard-port={dashboard}", f"--temp-dir={self.folder}")
-            for _ in range(self.nodes - 1):
-                self._start(f"--address={self.address}")
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, ATTEMPTS + 1):
+            port, client, dashboard = free_ports(3)
+            self.address, self._port = f"127.0.0.1:{port}", port
+            self._started = True
+            try:
+                self._start("--head", f"--port={port}", f"--ray-client-server-port={client}", "--include-dashboard=false",
+                            f"--dashboard-port={dashboard}", f"--temp-dir={self.folder}")
+                for _ in range(self.nodes - 1):
+                    self._start(f"--address={self.address}")
+                return self
+            except EngineError as exc:
+                self.stop()
+                if attempt == ATTEMPTS or "timed out" not in str(exc):
+                    raise
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def processes(self) -> list:

@@ -68,7 +68,7 @@ class _Worker:
             import ray
 
             try:
-                setup = ray.get(setup_ref[0])
+                setup: Callable[[], Any] | None = ray.get(setup_ref[0])
                 self.state = setup() if setup is not None else None
             except Exception as exc:
                 raise EngineError(f"worker on {node_name()} could not start: {type(exc).__name__}: {exc}") from None
@@ -86,9 +86,8 @@ def _probe(readable: Sequence[str], writable: Sequence[str]) -> list[str]:
 
 def _cause(ray: Any, exc: Exception) -> BaseException:
     """The exception the work itself raised (as a local run would raise it), not Ray's wrapper with a remote traceback."""
-    if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
-        return exc.cause
-    return exc
+    cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
+    return cause if isinstance(cause, BaseException) else exc
 
 
 class RayEngine(Engine):
