@@ -222,3 +222,8 @@ def test_cdm_generation_on_ray_actors_equals_local(cluster, shared_data, tmp_pat
     on_ray = generate_folder(spec, targets, "crack", tmp_path / "gen_ray", engine=get_engine("ray", address=cluster.address), **kw)
     assert local.written == on_ray.written == 2
     assert _files(tmp_path / "gen_ray") == _files(tmp_path / "gen_local")
+    # a re-run skips complete targets: nothing is generated or rewritten
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "gen_ray").rglob("*.png")}
+    again = generate_folder(spec, targets, "crack", tmp_path / "gen_ray", engine=get_engine("ray", address=cluster.address), **kw)
+    assert again.written == 2 and again.kept == 2 and all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert _files(tmp_path / "gen_ray") == _files(tmp_path / "gen_local")

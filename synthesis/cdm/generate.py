@@ -30,6 +30,7 @@ the manifest in target order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ from daad.synthesis.cdm.model import Components, load_components, pick_device, p
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
 from daad.core.taxonomy import CLASSES
 from daad.engine import Engine, Given, LocalEngine
+from daad.engine.journal import Journal
 
 
 @dataclass
@@ -243,9 +245,11 @@ class GenerateReport:
     out: Path
     written: int = 0
     skipped: list[str] = field(default_factory=list)
+    kept: int = 0  # targets complete from an earlier run with the same settings, not generated again
 
     def summary(self) -> str:
-        lines = [f"wrote {self.written} images to {self.out / 'abnormal'} (masks in {self.out / 'mask'}, provenance in {self.out / 'manifest.jsonl'})"]
+        kept = f" ({self.kept} targets already complete, kept)" if self.kept else ""
+        lines = [f"wrote {self.written} images{kept} to {self.out / 'abnormal'} (masks in {self.out / 'mask'}, provenance in {self.out / 'manifest.jsonl'})"]
         return "\n".join(lines + [f"skipped {s}" for s in self.skipped])
 
 
@@ -341,6 +345,18 @@ def _generate_target(state: tuple[CDM, _Params], job: tuple[int, Path, str]) -> 
     return rows, []
 
 
+def _fingerprint(folder: str | Path, p: _Params) -> str:
+    """What a target's outputs depend on besides the target: the trained CDM (config, this class's token) and the settings."""
+    h = hashlib.sha256((Path(folder) / cdm_folder.CONFIG).read_bytes())
+    h.update(cdm_folder.embedding_path(folder, p.anomaly_class).read_bytes())
+    spatial = Path(folder) / "spatial_encoder.safetensors"
+    if spatial.is_file():
+        h.update(spatial.read_bytes())
+    h.update(json.dumps([p.anomaly_class, p.per_image, str(p.masks.resolve()) if p.masks else None, p.seed, p.steps,
+                         p.guidance, p.strength]).encode())
+    return h.hexdigest()
+
+
 def generate_folder(
     cdm: CDM | CDMSpec,
     targets: str | Path,
@@ -364,7 +380,9 @@ def generate_folder(
     With `masks`, a target `x.png` uses `masks/x.png` (binary, same size; a target in a
     subfolder `a/x.png` uses `masks/a_x.png`); a target without one is reported and skipped. A bad target is reported and skipped too.
     `engine` decides where targets run (default: this process); give a `CDMSpec`
-    instead of a loaded CDM so that each worker loads the pipeline itself, once.
+    instead of a loaded CDM so that each worker loads the pipeline itself, once. A
+    re-run with the same CDM and settings skips targets whose outputs are complete
+    (journal `out/.daad-run-cdm-<class>.jsonl`, written by this process only).
     """
     if anomaly_class not in cdm.classes:
         raise DaadError(f"class {anomaly_class!r} was not trained in {cdm.folder} (trained: {', '.join(cdm.classes)})")
@@ -383,12 +401,31 @@ def generate_folder(
     setup = Given((cdm, params)) if isinstance(cdm, CDM) and engine.workers <= 1 and isinstance(engine, LocalEngine) else _Setup(cdm, params)
     jobs = [(ti, target, target_stem(target, targets)) for ti, target in enumerate(files)]
     results: list[tuple[list[dict], list[str]]] = [([], [])] * len(jobs)
-    with tqdm(total=len(files) * per_image, desc=f"cdm generate {anomaly_class}", unit="img", disable=not progress) as bar:
-        for i, result in engine.imap(_generate_target, jobs, setup=setup):
-            results[i] = result
-            bar.update(per_image)
+    journal = Journal(out / f".daad-run-cdm-{anomaly_class}.jsonl", _fingerprint(cdm.folder, params))
+    earlier = journal.load()
+    todo = []
+    for i, (_, _, stem) in enumerate(jobs):
+        rows = earlier.get(stem)
+        if rows and len(rows) == per_image and all((out / r[k]).is_file() for r in rows for k in ("file", "mask", "normal")):
+            results[i] = (rows, [])
+        else:
+            todo.append(i)
+    pending = set(todo)
+    journal.start({jobs[i][2]: results[i][0] for i in range(len(jobs)) if i not in pending})
+    with tqdm(total=len(files) * per_image, initial=(len(jobs) - len(todo)) * per_image, desc=f"cdm generate {anomaly_class}",
+              unit="img", disable=not progress) as bar:
+        try:
+            for j, result in engine.imap(_generate_target, [jobs[i] for i in todo], setup=setup):
+                results[todo[j]] = result
+                if not result[1] and len(result[0]) == per_image:
+                    journal.record(jobs[todo[j]][2], result[0])
+                bar.update(per_image)
+        finally:
+            journal.close()
+    journal.finish((stem, results[i][0]) for i, (_, _, stem) in enumerate(jobs) if not results[i][1] and len(results[i][0]) == per_image)
     rows = [r for rs, _ in results for r in rs]
     report.skipped = [m for _, ms in results for m in ms]
     report.written = len(rows)
+    report.kept = len(jobs) - len(todo)
     _merge_manifest(out / "manifest.jsonl", rows)
     return report
