@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from daad.cli.params import UserPath
+from daad.cli.engine_options import engine_options, make_engine
 from daad.core import taxonomy
 from daad.core.errors import DaadError
 
@@ -89,8 +90,12 @@ def train_cmd(pretrained, data, out, classes, steps, batch_size, lr, resolution,
 @click.option("--pretrained", default=None, help="Base model location if it moved since training (same model).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto", show_default=True)
+@engine_options
+@click.option("--gpus-per-worker", default=0.0, show_default=True, type=click.FloatRange(min=0), help="With --engine ray: GPUs per worker (1: one worker per GPU, each loads the pipeline once); 0: CPU workers.")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Workers (local: processes, default 1; Ray: default as many as the cluster has room for).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate_cmd(cdm_dir, targets, anomaly_class, out, per_image, masks, steps, guidance, strength, seed, pretrained, device, precision, quiet) -> None:
+def generate_cmd(cdm_dir, targets, anomaly_class, out, per_image, masks, steps, guidance, strength, seed, pretrained, device, precision,
+                 engine_name, ray_address, gpus_per_worker, workers, quiet) -> None:
     """Generate anomalies of one class inside masks of normal images (blended latent diffusion).
 
     \b
@@ -98,15 +103,21 @@ def generate_cmd(cdm_dir, targets, anomaly_class, out, per_image, masks, steps, 
     Examples:
       daad cdm generate --cdm cdm/ --targets mvtec/bottle/train/good --class crack --per-image 10 --out gen/
       daad cdm generate --cdm cdm/ --targets normal/ --masks my-masks/ --class scratch --per-image 2 --out gen/
+      daad cdm generate --cdm /shared/cdm --targets /shared/normal --class crack --out /shared/gen --engine ray --gpus-per-worker 1
     """
-    from daad.synthesis.cdm.generate import CDM, generate_folder
+    from daad.synthesis.cdm.generate import CDM, CDMSpec, generate_folder
 
+    engine = make_engine(engine_name, workers, ray_address, gpus_per_worker=gpus_per_worker)
+    spec = CDMSpec(str(cdm_dir), pretrained=pretrained, device=device, precision=precision)
     try:
-        model = CDM.load(cdm_dir, pretrained=pretrained, device=device, precision=precision)
+        # One process here: load once, now. Elsewhere each worker loads it once itself.
+        model = CDM.load(cdm_dir, pretrained=pretrained, device=device, precision=precision) if engine.workers <= 1 and engine_name == "local" else spec
         report = generate_folder(model, targets, anomaly_class, out, per_image=per_image, masks=masks, seed=seed,
-                                 steps=steps, guidance=guidance, strength=strength, progress=not quiet)
+                                 steps=steps, guidance=guidance, strength=strength, progress=not quiet, engine=engine)
     except DaadError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        engine.close()
     click.echo(report.summary())
 
 

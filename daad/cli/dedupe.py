@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from daad.cli.params import UserPath
-
 from daad.cli import choices
+from daad.cli.engine_options import engine_options, make_engine
+from daad.cli.params import UserPath
 
 def _require_dedupe_extra() -> None:
     """Hashing and clustering need scipy, which the base install leaves out: say how to get it."""
@@ -14,6 +14,17 @@ def _require_dedupe_extra() -> None:
         import scipy  # noqa: F401
     except ImportError:
         raise click.ClickException("this command needs the dedupe extra: pip install 'daad[dedupe]'") from None
+
+
+def _hashing_engine(name: str, workers: int | None, address: str | None):
+    """None (hashing's own default: forked processes, one per CPU), `workers` forked processes, or Ray."""
+    if name == "local" and not address:
+        if not workers:
+            return None
+        from daad.engine import LocalEngine
+
+        return LocalEngine(workers)
+    return make_engine(name, workers, address)
 
 
 _K_HELP = "Hamming threshold on hamming(pHash) + hamming(dHash) (default 8, measured on ../shared/data; see README)."
@@ -30,8 +41,11 @@ _FAST_HELP = ("Faster hashing: JPEGs are downscaled while decoding (DCT domain).
 @click.option("--method", type=click.Choice(["mih", "brute"]), default="mih", show_default=True, help="Search: multi-index hashing, or all pairs.")
 @click.option("--plot", type=UserPath(dir_okay=False), help="Save a contact sheet PNG of the largest clusters.")
 @click.option("--limit", type=int, default=20, show_default=True, help="Clusters listed in the report.")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Hashing processes (local, default: every CPU) or Ray workers (default: one per CPU of the cluster).")
+@engine_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def dedupe(k: int, variants: bool, fast: bool, method: str, plot: str | None, limit: int, quiet: bool) -> None:
+def dedupe(k: int, variants: bool, fast: bool, method: str, plot: str | None, limit: int, workers: int | None, engine_name: str,
+           ray_address: str | None, quiet: bool) -> None:
     """Cluster near-duplicate samples; keep one per cluster, mark the others (never deleted).
 
     The representative has a ground-truth mask > annotated mask > larger image > source
@@ -42,17 +56,26 @@ def dedupe(k: int, variants: bool, fast: bool, method: str, plot: str | None, li
     Examples:
       daad dedupe
       daad dedupe --variants --plot clusters.png
+      daad dedupe --engine ray --ray-address auto
       daad ls --representatives
     """
     _require_dedupe_extra()
+    from daad.core.errors import DaadError
     from daad.core.catalog import Catalog
     from daad.core.media_store import MediaStore
     from daad.curate.dedupe import contact_sheet
     from daad.curate.dedupe import dedupe as run
 
+    engine = _hashing_engine(engine_name, workers, ray_address)
     catalog = Catalog()
     store = MediaStore(catalog.home)
-    report = run(catalog, store, k=k, variants=variants, method=method, progress=not quiet, fast=fast)
+    try:
+        report = run(catalog, store, k=k, variants=variants, method=method, progress=not quiet, fast=fast, engine=engine)
+    except DaadError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if engine is not None:
+            engine.close()
     click.echo(report.summary(limit))
     if plot:
         click.echo(f"plot: {contact_sheet(report, store, plot)}")
@@ -64,8 +87,11 @@ def dedupe(k: int, variants: bool, fast: bool, method: str, plot: str | None, li
 @click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
 @click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies of the dataset's images.")
 @click.option("--fast", is_flag=True, help=_FAST_HELP)
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Hashing processes (local, default: every CPU) or Ray workers (default: one per CPU of the cluster).")
+@engine_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def leakage(name: str, path: str, k: int, variants: bool, fast: bool, quiet: bool) -> None:
+def leakage(name: str, path: str, k: int, variants: bool, fast: bool, workers: int | None, engine_name: str, ray_address: str | None,
+            quiet: bool) -> None:
     """Mark samples that come from, or near-duplicate, evaluation dataset NAME at PATH.
 
     Hashes every image of the dataset (normal and anomalous, train and test; cached in
@@ -76,16 +102,21 @@ def leakage(name: str, path: str, k: int, variants: bool, fast: bool, quiet: boo
     Examples:
       daad leakage mvtec_ad ~/data/mvtec_anomaly_detection
       daad leakage visa ~/data/VisA --variants
+      daad leakage visa /shared/VisA --engine ray
       daad ls --leaks mvtec_ad
     """
     _require_dedupe_extra()
     from daad.core.errors import DaadError
     from daad.curate.leakage import mark_leakage
 
+    engine = _hashing_engine(engine_name, workers, ray_address)
     try:
-        report = mark_leakage(name, path, k=k, variants=variants, progress=not quiet, fast=fast)
+        report = mark_leakage(name, path, k=k, variants=variants, progress=not quiet, fast=fast, engine=engine)
     except (DaadError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if engine is not None:
+            engine.close()
     click.echo(report.summary())
 
 

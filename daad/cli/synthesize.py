@@ -6,6 +6,7 @@ import click
 
 from daad.cli import choices
 from daad.cli.params import UserPath
+from daad.cli.engine_options import engine_options, make_engine
 from daad.core import taxonomy
 
 
@@ -43,24 +44,28 @@ def _parse_classes(text: str | None) -> list[str] | None:
 @click.option("--rembg-model", type=UserPath(exists=True, dir_okay=False), default=None, help="Local rembg ONNX model (e.g. u2net.onnx); used by rembg and by auto.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Targets are resized to SIZE x SIZE.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same inputs -> bit-identical output.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (the output does not depend on it).")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Processes (local, default 1) or Ray workers (default: one per CPU of the cluster); the output does not depend on it.")
 @click.option("--threshold", default=None, type=click.IntRange(0, 254), help="T of Eq. 4 in grey levels (default 4, measured on real data: see daad.synthesis.cai.cai).")
 @click.option("--mixed-rule", default="perez", show_default=True, type=choices.MIXED_RULES, help="Mixed mode: Pérez's |grad| comparison, or OpenCV MIXED_CLONE's.")
 @click.option("--png-level", default=6, show_default=True, type=click.IntRange(0, 9), help="zlib level of the PNGs: 6 keeps the bytes of earlier runs; 1 writes faster (larger files, same bytes for the same seed).")
 @click.option("--overwrite", is_flag=True, help="Replace an --out made with other settings (removes what this run does not write).")
+@engine_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, per_image: int, split: str | None, mode: str,
-               classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int,
-               threshold: int | None, mixed_rule: str, png_level: int, overwrite: bool, quiet: bool) -> None:
+               classes: str | None, foreground: str, rembg_model: str | None, size: int, seed: int, workers: int | None,
+               threshold: int | None, mixed_rule: str, png_level: int, overwrite: bool, engine_name: str,
+               ray_address: str | None, quiet: bool) -> None:
     """Inject real DAAD anomalies into normal images by CAI (paper Sec. 3.1).
 
     \b
     Writes OUT/abnormal/*.png, OUT/mask/*.png (same names), OUT/normal/*.png,
-    OUT/manifest.jsonl (provenance per image) and OUT/preview.png.
+    OUT/manifest.jsonl (provenance per image) and OUT/preview.png; a re-run skips
+    targets already complete. --engine ray gives the same bytes (OUT on a shared path).
     Examples:
       daad synthesize --dataset ./daad-release --exclude mvtec_ad --targets mvtec/bottle/train/good --out cai-bottle
       daad synthesize --dataset ./daad-release/v1.0.0 --exclude mvtec_ad --targets good/ --out cai-m --mode mixed --workers 2
       daad synthesize --dataset <org>/daad --exclude visa --targets pcb1/ --out cai-pcb --classes crack,scratch --split 6,2,2
+      daad synthesize --dataset /shared/daad --exclude mvtec_ad --targets /shared/normal --out /shared/cai --engine ray --ray-address auto
     """
     from daad.core.errors import DaadError
     from daad.synthesis.cai.cai import CAI, DEFAULT_THRESHOLD
@@ -68,6 +73,7 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     from daad.synthesis.cai.output import find_targets, run
     from daad.synthesis.cai.patterns import PublishedPool, load_published
 
+    engine = make_engine(engine_name, workers, ray_address)
     quota = _parse_split(split) if split else split_quota(per_image)
     wanted = _parse_classes(classes)
     if quiet:
@@ -92,10 +98,15 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     settings = {"dataset": str(path), "config": config, "classes": sorted(wanted or [])}
+    if engine_name != "local":
+        click.echo(f"engine: {engine.describe()}")
     try:
-        report = run(cai, target_list, out_dir, workers=workers, progress=not quiet, settings=settings, overwrite=overwrite, png_level=png_level)
-    except DaadError as exc:  # FolderInUseError: --out made with other settings
+        report = run(cai, target_list, out_dir, progress=not quiet, settings=settings, overwrite=overwrite, png_level=png_level,
+                     engine=engine)
+    except DaadError as exc:  # FolderInUseError: --out made with other settings; engine errors
         raise click.ClickException(str(exc)) from None
+    finally:
+        engine.close()
     click.echo(report.summary())
     if report.images == 0:
         raise click.ClickException("no pseudo anomaly was written")

@@ -18,7 +18,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterable, Iterator, Union
 
 
 def current_umask() -> int:
@@ -64,3 +64,17 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
 def write_bytes_atomic(path: Union[str, Path], data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def remove_stale_temps(folders: Iterable[Union[str, Path]]) -> int:
+    """Delete the temporary files `atomic_path` leaves when its process is killed (kill -9 runs no cleanup).
+
+    Only call it when no writer is running in these folders (after a batch has ended).
+    Returns how many were removed.
+    """
+    removed = 0
+    for folder in folders:
+        for tmp in Path(folder).glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -46,6 +46,7 @@ from daad.core.catalog import Catalog
 from daad.core.media_store import MediaStore
 from daad.curate.near_duplicates import get_searcher
 from daad.core.record import Record
+from daad.engine import Engine
 
 DEFAULT_K = 8
 DUPLICATE_TAG = "duplicate"
@@ -73,13 +74,15 @@ def catalog_hashes(
     progress: bool = True,
     who: str = "dedupe",
     fast: bool = False,
+    engine: Engine | None = None,
 ) -> CatalogHashes:
     """Hashes of `records` (default: all), computing and storing those not in the catalog yet.
 
     With `variants` every image is read again (the 8 dihedral variants are not stored).
     With `fast` too, and its hashes (JPEGs downscaled while decoding, not imagehash's) are
     used for this run only, never stored. Records whose image cannot be read are left
-    out and named in `errors`.
+    out and named in `errors`. `engine`
+    decides where images are hashed; the catalog is written here only (one writer).
     """
     recs = list(catalog.find() if records is None else records)
     if fast:
@@ -91,7 +94,10 @@ def catalog_hashes(
     ok = np.ones(len(recs), bool)
     pv = dv = None
     if todo:
-        h = hashing.hash_files([store.image_path(recs[i].id) for i in todo], variants=variants, progress=progress, desc="hash")
+        if engine is not None:
+            engine.check_paths(readable=[store.root])
+        h = hashing.hash_files([store.image_path(recs[i].id) for i in todo], variants=variants, progress=progress, desc="hash",
+                               engine=engine)
         errors = h.errors
         with catalog.transaction():
             for n, i in enumerate(todo):
@@ -200,11 +206,12 @@ def dedupe(
     progress: bool = True,
     who: str = "dedupe",
     fast: bool = False,
+    engine: Engine | None = None,
 ) -> DedupeReport:
     """Cluster the whole catalog by near-duplicate hashes and mark all but one per cluster (`fast`: see `catalog_hashes`)."""
     catalog = Catalog() if catalog is None else catalog
     store = MediaStore(catalog.home) if store is None else store
-    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, fast=fast)
+    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, fast=fast, engine=engine)
     recs = h.records
     n = len(recs)
     i, j, dist = near_pairs(h, k, method)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from daad.core.errors import BadItemError
 from daad.core.images import decode
-from daad.core.processes import process_pool
+from daad.engine import Engine, LocalEngine
 
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
@@ -173,8 +173,12 @@ def decode_grey(path: Union[str, Path], fast: bool = False) -> Image.Image:
     return im if im.mode == "L" else im.convert("L")
 
 
-def _thumbs_of_files(args: tuple[list[str], bool, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Worker: decode (with daad's checks and EXIF orientation) and thumbnail a chunk of files."""
+def _hash_chunk(_state: None, args: tuple[list[str], bool, bool]) -> Hashes:
+    """Worker: decode (with daad's checks and EXIF orientation), thumbnail and hash a chunk of files.
+
+    The DCT runs per chunk where the work runs, so only 16 bytes per image travel back
+    to the driver; a batched DCT gives the same floats per image whatever the batch.
+    """
     paths, variants, fast = args
     v = 8 if variants else 1
     ph = np.zeros((len(paths), v, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
@@ -187,7 +191,7 @@ def _thumbs_of_files(args: tuple[list[str], bool, bool]) -> tuple[np.ndarray, np
             ok[i] = True
         except BadItemError as exc:
             errors.append(str(exc))
-    return ph, dh, ok, errors
+    return _finish(ph, dh, ok, variants, errors)
 
 
 def hash_files(
@@ -198,37 +202,34 @@ def hash_files(
     desc: str = "hash",
     chunk: int = 64,
     fast: bool = False,
+    engine: Engine | None = None,
 ) -> Hashes:
-    """Hash image files in parallel processes (decoding dominates); bad files are reported, not fatal.
+    """Hash image files in parallel (decoding dominates); bad files are reported, not fatal.
 
-    `workers` defaults to the CPU count; 1 runs in this process; more run in `process_pool()`
-    (spawned, and they die with this process). `fast`: JPEGs are
+    `engine` decides where chunks of `chunk` files are hashed (a Ray cluster hashes
+    them on its nodes; every node must see the paths); without one, `workers`
+    processes here (default: the CPU count; 1 runs in this process). `fast`: JPEGs are
     downscaled while decoding (see `decode_grey`); the hashes are then not imagehash's.
     """
     paths = [str(p) for p in paths]
-    workers = workers or os.cpu_count() or 1
+    engine = engine or LocalEngine(workers or os.cpu_count() or 1)
     chunks = [(paths[i : i + chunk], variants, fast) for i in range(0, len(paths), chunk)]
-    parts = []
-    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
-    if workers == 1 or len(chunks) <= 1:
-        results = map(_thumbs_of_files, chunks)
-        for r, c in zip(results, chunks):
-            parts.append(r)
-            bar.update(len(c[0]))
-    else:
-        with process_pool(workers) as pool:
-            for r, c in zip(pool.map(_thumbs_of_files, chunks), chunks):
-                parts.append(r)
-                bar.update(len(c[0]))
-    bar.close()
-    v = 8 if variants else 1
-    if not parts:
+    parts: list[Hashes | None] = [None] * len(chunks)
+    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
+        for i, h in engine.imap(_hash_chunk, chunks):
+            parts[i] = h
+            bar.update(len(chunks[i][0]))
+    done = [p for p in parts if p is not None]
+    if not done:
+        v = 8 if variants else 1
         return _finish(np.zeros((0, v, _PHASH_SIDE, _PHASH_SIDE), np.uint8), np.zeros((0, v, HASH_SIZE, HASH_SIZE + 1), np.uint8), np.zeros(0, bool), variants, [])
-    ph = np.concatenate([p[0] for p in parts])
-    dh = np.concatenate([p[1] for p in parts])
-    ok = np.concatenate([p[2] for p in parts])
-    errors = [e for p in parts for e in p[3]]
-    return _finish(ph, dh, ok, variants, errors)
+
+    def cat(name: str) -> np.ndarray | None:
+        arrays = [getattr(p, name) for p in done]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    return Hashes(cat("phash"), cat("dhash"), cat("ok"), cat("phash_variants"), cat("dhash_variants"),  # type: ignore[arg-type]
+                  [e for p in done for e in p.errors])
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

@@ -31,6 +31,7 @@ from daad.core.catalog import Catalog
 from daad.curate.dedupe import DEFAULT_K, CatalogHashes, catalog_hashes
 from daad.core.media_store import MediaStore
 from daad.curate.near_duplicates import get_searcher
+from daad.engine import Engine
 
 HASH_VERSION = "phash+dhash/imagehash-4.3/v1"
 
@@ -78,11 +79,14 @@ def _fingerprint(images: list[tuple[str, Path]]) -> str:
 
 
 def eval_hashes(
-    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True, fast: bool = False
+    name: str, root: Union[str, Path], catalog: Catalog, progress: bool = True, fast: bool = False,
+    engine: Engine | None = None,
 ) -> tuple[list[tuple[str, str, str]], bool, list[str]]:
     """(rows (ref, phash, dhash), from_cache, errors) of every image of evaluation dataset `name` at `root`.
 
     `fast` hashes (not imagehash's) neither come from nor go to the cache.
+    `engine` decides where the images are hashed (on a Ray cluster every node must see
+    `root`); the hashes are stored in the catalog by this process only.
     """
     from daad.collectors.datasets import find_root, get_adapter
 
@@ -94,7 +98,9 @@ def eval_hashes(
     state = catalog.get_state(key) or {}
     if state.get("fingerprint") == fp and not fast:
         return catalog.eval_hashes(adapter.name), True, []
-    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}", fast=fast)
+    if engine is not None:
+        engine.check_paths(readable=[root])
+    h = hashing.hash_files([p for _, p in images], progress=progress, desc=f"hash {adapter.name}", fast=fast, engine=engine)
     rows = [(ref, hashing.to_hex(p), hashing.to_hex(d)) for (ref, _), p, d, ok in zip(images, h.phash, h.dhash, h.ok) if ok]
     if fast:
         return rows, False, h.errors
@@ -154,25 +160,27 @@ def mark_leakage(
     progress: bool = True,
     who: str = "leakage",
     fast: bool = False,
+    engine: Engine | None = None,
 ) -> LeakageReport:
     """Add `name` to `leaks` of every sample from it or within k of any of its images.
 
     `variants` also matches mirrored/rotated copies (each sample's 8 dihedral variants
     are compared with the dataset's images). `fast` hashes both sides with JPEGs
-    downscaled while decoding (see `hashing.decode_grey`), stored nowhere. Raises LayoutError when `root` is not the
-    dataset, ValueError for an unknown name.
+    downscaled while decoding (see `hashing.decode_grey`), stored nowhere. `engine` decides
+    where images are hashed (default: processes here); matching and catalog writes stay in
+    this process. Raises LayoutError when `root` is not the dataset, ValueError for an unknown name.
     """
     from daad.collectors.datasets import get_adapter
 
     name = get_adapter(name).name
     catalog = Catalog() if catalog is None else catalog
     store = MediaStore(catalog.home) if store is None else store
-    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress, fast)
+    rows, cached, eval_errors = eval_hashes(name, root, catalog, progress, fast, engine=engine)
     key = f"eval_hashes:{name}"
     state = catalog.get_state(key) or {}
     if state.get("k") != k:
         catalog.set_state(key, {**state, "k": k})  # what a later refresh_leakage matches with
-    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, fast=fast)
+    h = catalog_hashes(catalog, store, variants=variants, progress=progress, who=who, fast=fast, engine=engine)
     matches, by_origin, newly = _mark(name, rows, h, k, method, catalog, who, state.get("fingerprint", ""))
     return LeakageReport(name, len(rows), cached, len(h.records), by_origin, matches, newly, k, eval_errors + h.errors)
 

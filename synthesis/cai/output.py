@@ -16,26 +16,37 @@ A re-run with the same seed rewrites identical files. Targets are independent:
 `workers > 1` runs them in separate processes and gives byte-identical files and the
 same manifest. Into a folder made with other CAI settings a run is refused unless
 `overwrite=True`, which removes what the new run does not write.
+Targets are independent: the engine (`daad.engine`: local processes or a Ray cluster)
+decides where each one runs; its files are written there, its manifest rows come back to
+the driver, which alone writes manifest.jsonl, the preview and `out/.daad-run.jsonl`, the
+journal that lets a re-run skip targets whose files are complete. Any engine and worker
+count gives the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from daad.core.atomic import remove_stale_temps
 from daad.core.errors import BadItemError, LayoutError
 from daad.core.images import IMAGE_SUFFIXES, load_image
+from daad.engine import Engine, Given, LocalEngine
+from daad.engine.journal import Journal
 from daad.synthesis.folder import DEFAULT_PNG_LEVEL, FolderWriter, Output, preview_grid, stem_for
-from daad.core.processes import process_pool
 
 from .cai import CAI, resize_target
+from .foreground import method_used
+
+JOURNAL = ".daad-run.jsonl"
 
 
 
@@ -76,12 +87,14 @@ class Report:
     by_scale: Counter = field(default_factory=Counter)
     by_foreground: Counter = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)
+    reused: int = 0  # targets complete from an earlier run, not computed again
 
     def summary(self) -> str:
         rate = self.images / self.seconds if self.seconds > 0 else 0.0
         lines = [
             f"{self.images} pseudo anomalies from {self.targets - len(self.failed)} of {self.targets} targets "
-            f"in {self.seconds:.1f} s ({rate:.1f} images/s) -> {self.out_dir}",
+            + (f"({self.reused} already complete, kept) " if self.reused else "")
+            + f"in {self.seconds:.1f} s ({rate:.1f} images/s) -> {self.out_dir}",
             "  scales: " + ", ".join(f"{k} {self.by_scale[k]}" for k in ("large", "medium", "small") if self.by_scale[k]),
             "  classes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_class.items())),
             "  foreground: " + ", ".join(f"{k} {v} targets" for k, v in sorted(self.by_foreground.items())),
@@ -92,17 +105,9 @@ class Report:
         return "\n".join(lines)
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(cai: CAI, writer: FolderWriter) -> None:
-    _WORKER["cai"], _WORKER["writer"] = cai, writer
-
-
-def _one_target(target: Target) -> tuple[list[dict[str, Any]], str]:
-    """Inject into one target and hand its files to the writer; returns its manifest rows, or an error line."""
-    cai: CAI = _WORKER["cai"]
-    writer: FolderWriter = _WORKER["writer"]
+def _one_target(state: tuple[CAI, FolderWriter], target: Target) -> tuple[list[dict[str, Any]], str]:
+    """Inject into one target and write its files (on disk before the rows go back); its manifest rows, or an error line."""
+    cai, writer = state
     try:
         image = np.asarray(load_image(target.path))
         injections = cai(image, key=target.key)
@@ -112,25 +117,8 @@ def _one_target(target: Target) -> tuple[list[dict[str, Any]], str]:
         return [], f"{target.path}: {exc}"
     outputs = [Output(f"{k:02d}", inj.image, inj.mask, inj.provenance) for k, inj in enumerate(injections)]
     rows, bad = writer.write(target.key, target.path, resize_target(image, cai.size), outputs)
+    writer.wait()  # the files are on disk before the rows (and the journal) say so
     return rows, "; ".join(bad)
-
-
-def _in_worker(target: Target) -> tuple[list[dict[str, Any]], str]:
-    """`_one_target` in a worker process: its files are on disk before the rows go back."""
-    result = _one_target(target)
-    _WORKER["writer"].wait()
-    return result
-
-
-def _results(cai: CAI, targets: list[Target], writer: FolderWriter, workers: int) -> Iterator[tuple[list[dict[str, Any]], str]]:
-    if workers <= 1:
-        _init_worker(cai, writer)
-        yield from map(_one_target, targets)
-        return
-    with process_pool(workers, initializer=_init_worker, initargs=(cai, writer)) as ex:
-        for rows, error in ex.map(_in_worker, targets, chunksize=1):
-            writer.add(rows)
-            yield rows, error
 
 
 def settings_of(cai: CAI) -> dict[str, Any]:
@@ -140,13 +128,39 @@ def settings_of(cai: CAI) -> dict[str, Any]:
             "foreground": getattr(cai.masker, "name", "") or getattr(cai.masker, "__name__", "custom")}
 
 
+def fingerprint(cai: CAI) -> str:
+    """What a target's output depends on besides the target itself: settings, seed and the pattern pool."""
+    pool = cai.pool
+    ids = getattr(pool, "ids", None) or [pool.get(i).id for i in range(len(pool))]
+    masker = cai.masker
+    spec = {"mode": cai.mode, "quota": {str(k): v for k, v in cai.quota.items()}, "size": cai.size, "threshold": cai.threshold,
+            "seed": cai.seed, "mixed_rule": cai.mixed_rule, "foreground": [method_used(masker), str(getattr(masker, "model", ""))],
+            "sides": [int(x) for x in pool.sides], "ids": list(ids)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _complete(out: Path, rows: list[dict[str, Any]]) -> bool:
+    return bool(rows) and all((out / r[k]).is_file() for r in rows for k in ("file", "mask", "normal"))
+
+
+def _input_paths(cai: CAI, targets: list[Target]) -> list[Path]:
+    """What every worker must be able to read: the targets' folders and the pool's memory-mapped dataset files."""
+    folders = sorted({t.path.parent for t in targets})
+    dataset = getattr(cai.pool, "dataset", None)
+    files = [Path(f["filename"]) for f in getattr(dataset, "cache_files", None) or []]
+    return folders + files
+
+
 def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True,
-        settings: dict[str, Any] | None = None, overwrite: bool = False, png_level: int = DEFAULT_PNG_LEVEL) -> Report:
+        settings: dict[str, Any] | None = None, overwrite: bool = False, png_level: int = DEFAULT_PNG_LEVEL,
+        engine: Engine | None = None) -> Report:
     """Inject into every target, write the Folder layout, manifest and preview; return a Report.
 
     A bad target (unreadable, empty foreground, no pattern fits) is reported and
-    skipped; the rest of the batch goes on. With `workers > 1` the workers are spawned
-    processes, so a script calling this needs the usual `if __name__ == "__main__":` guard.
+    skipped; the rest of the batch goes on. `engine` decides where targets run (default:
+    `LocalEngine(workers)`; with `workers > 1` those are spawned processes, so a script
+    calling this needs the usual `if __name__ == "__main__":` guard). Targets whose
+    files a previous run with the same settings completed are not computed again.
     `settings` (e.g. the dataset and config the patterns came from) are stored with CAI's
     own; raises FolderInUseError when `out_dir` holds a CAI run made with other
     settings, unless `overwrite` (then what this run does not write is removed).
@@ -158,24 +172,54 @@ def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     recorded = {**settings_of(cai), **(settings or {})}
     if png_level != DEFAULT_PNG_LEVEL:
         recorded["png_level"] = png_level
+    engine = engine or LocalEngine(workers)
+    engine.check_paths(readable=_input_paths(cai, targets), writable=[out])
     writer = FolderWriter(out, run="cai", settings=recorded, overwrite=overwrite, png_level=png_level)
     report = Report(out, targets=len(targets))
     start = time.perf_counter()
-    with tqdm(total=len(targets), desc=f"CAI-{cai.mode[0].upper()}", unit="target", disable=not progress) as bar:
-        for rows, error in _results(cai, targets, writer, workers):
-            if error:
-                report.failed.append(error)
-                if progress:
-                    tqdm.write(f"skipped: {error}")
-            if rows:
-                report.by_foreground[rows[0]["foreground"]] += 1
-                for row in rows:
-                    report.by_class[row["anomaly_class"] or "?"] += 1
-                    report.by_scale[row["scale"]] += 1
-                    report.images += 1
-            bar.update(1)
+    journal = Journal(out / JOURNAL, fingerprint(cai))
+    earlier = journal.load()
+    results: list[tuple[list[dict[str, Any]], str] | None] = [None] * len(targets)
+    todo = []
+    for i, t in enumerate(targets):
+        rows = earlier.get(t.key)
+        if rows is not None and _complete(out, rows):
+            results[i] = (rows, "")
+            writer.add(rows)
+        else:
+            todo.append(i)
+    journal.start({targets[i].key: r[0] for i, r in enumerate(results) if r is not None})
+    with tqdm(total=len(targets), initial=len(targets) - len(todo), desc=f"CAI-{cai.mode[0].upper()}", unit="target",
+              disable=not progress) as bar:
+        try:
+            for j, (rows, error) in engine.imap(_one_target, [targets[i] for i in todo], setup=Given((cai, writer))):
+                results[todo[j]] = (rows, error)
+                writer.add(rows)  # the rows of a worker's writer (in this process: already there, replaced by file)
+                if error:
+                    if progress:
+                        tqdm.write(f"skipped: {error}")
+                else:
+                    journal.record(targets[todo[j]].key, rows)
+                bar.update(1)
+        finally:
+            journal.close()
+    remove_stale_temps([out / "normal", out / "abnormal", out / "mask"])  # left by a worker killed mid-write
+    for r in results:
+        if r is None:
+            continue
+        rows, error = r
+        if error:
+            report.failed.append(error)
+        if rows:
+            report.by_foreground[rows[0]["foreground"]] += 1
+            for row in rows:
+                report.by_class[row["anomaly_class"] or "?"] += 1
+                report.by_scale[row["scale"]] += 1
+                report.images += 1
+    journal.finish((t.key, r[0]) for t, r in zip(targets, results) if r is not None and not r[1])
     writer.finish()
     report.seconds = time.perf_counter() - start
+    report.reused = len(targets) - len(todo)
     return report
 
 

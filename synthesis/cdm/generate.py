@@ -20,12 +20,21 @@ masks of that class the model was trained on (`masks/<class>/` in the CDM folder
 resized to the target: CAI already put its anomalies at plausible places (on the
 foreground, at the paper's multi-scale sizes), so drawing from its masks keeps that
 distribution of shape, size and location.
+
+Where it runs: each target is one item for an engine (`daad.engine`). On Ray, one
+long-lived actor per GPU (`Resources(gpus=1)`) loads the pipeline once from a
+`CDMSpec` and generates every target it is handed; outputs depend only on (seed,
+target index, k), so they are the same bytes wherever they run, and the driver writes
+the manifest in target order.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +49,8 @@ from daad.synthesis.folder import FolderWriter, Output, stem_for
 from daad.synthesis.cdm.model import Components, load_components, pick_device, pick_dtype
 from daad.synthesis.cdm.textual_inversion import LearnedTokens, class_token
 from daad.core.taxonomy import CLASSES
+from daad.engine import Engine, Given, LocalEngine
+from daad.engine.journal import Journal
 
 
 @dataclass
@@ -171,6 +182,24 @@ class CDM:
         return Generated(result, m, provenance)
 
 
+@dataclass(frozen=True)
+class CDMSpec:
+    """A CDM not loaded yet: what a worker needs to load the pipeline itself, once (a `setup` for an engine)."""
+
+    folder: str
+    pretrained: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __call__(self) -> CDM:
+        return CDM.load(self.folder, pretrained=self.pretrained, device=self.device, precision=self.precision)
+
+    @property
+    def classes(self) -> list[str]:
+        trained = cdm_folder.read_config(self.folder)["training"]["classes"]
+        return [c for c in CLASSES if c in trained]
+
+
 def blended_latent_diffusion(
     comps: Components,
     learned: LearnedTokens,
@@ -216,9 +245,11 @@ class GenerateReport:
     out: Path
     written: int = 0
     skipped: list[str] = field(default_factory=list)
+    kept: int = 0  # targets complete from an earlier run with the same settings, not generated again
 
     def summary(self) -> str:
-        lines = [f"wrote {self.written} images to {self.out / 'abnormal'} (masks in {self.out / 'mask'}, provenance in {self.out / 'manifest.jsonl'})"]
+        kept = f" ({self.kept} targets already complete, kept)" if self.kept else ""
+        lines = [f"wrote {self.written} images{kept} to {self.out / 'abnormal'} (masks in {self.out / 'mask'}, provenance in {self.out / 'manifest.jsonl'})"]
         return "\n".join(lines + [f"skipped {s}" for s in self.skipped])
 
 
@@ -237,8 +268,75 @@ def target_key(target: Path, targets: str | Path) -> str:
     return target.name if root.is_file() else target.relative_to(root).as_posix()
 
 
+@dataclass(frozen=True)
+class _Params:
+    writer: FolderWriter  # pickled to each worker: it writes the files there, the driver gathers the rows
+    anomaly_class: str
+    per_image: int
+    masks: Path | None
+    seed: int
+    steps: int
+    guidance: float
+    strength: float
+
+
+class _Setup:
+    """Per worker: the CDM (loaded here from a spec, or the one already loaded) and the run's parameters."""
+
+    def __init__(self, cdm: CDM | CDMSpec, params: _Params):
+        self.cdm, self.params = cdm, params
+
+    def __call__(self) -> tuple[CDM, _Params]:
+        return (self.cdm() if isinstance(self.cdm, CDMSpec) else self.cdm), self.params
+
+
+def _generate_target(state: tuple[CDM, _Params], job: tuple[int, Path, str]) -> tuple[list[dict], list[str]]:
+    """All `per_image` outputs of one target, written by the run's Folder writer where this runs;
+    (manifest rows, skip messages) go back to the driver once the files are on disk."""
+    cdm, p = state
+    ti, target, key = job
+    stem = stem_for(key)
+    try:
+        image = load_image(target)
+        mask = None
+        if p.masks is not None:
+            mpath = p.masks / f"{stem}.png"
+            if not mpath.is_file():
+                raise BadItemError(target, f"no mask {mpath}")
+            mask = load_mask(mpath, image.size, binarize=True)
+    except BadItemError as exc:
+        return [], [str(exc)]
+    outputs, skipped = [], []
+    for k in range(p.per_image):
+        s = derive_seed(p.seed, ti, k)
+        try:
+            res = cdm.generate(image, p.anomaly_class, mask=mask, seed=s, steps=p.steps, guidance=p.guidance, strength=p.strength)
+        except DaadError as exc:
+            skipped.append(f"{target}: {exc}")
+            break
+        provenance = {"cdm": str(cdm.folder.resolve()), **res.provenance}
+        if p.masks is not None:
+            provenance["mask_source"] = f"given:{(p.masks / f'{stem}.png').resolve()}"
+        outputs.append(Output(f"{p.anomaly_class}_{k:03d}", res.image, res.mask, provenance))
+    rows, bad = p.writer.write(key, target, np.asarray(image), outputs)
+    p.writer.wait()
+    return rows, skipped + bad
+
+
+def _fingerprint(folder: str | Path, p: _Params) -> str:
+    """What a target's outputs depend on besides the target: the trained CDM (config, this class's token) and the settings."""
+    h = hashlib.sha256((Path(folder) / cdm_folder.CONFIG).read_bytes())
+    h.update(cdm_folder.embedding_path(folder, p.anomaly_class).read_bytes())
+    spatial = Path(folder) / "spatial_encoder.safetensors"
+    if spatial.is_file():
+        h.update(spatial.read_bytes())
+    h.update(json.dumps([p.anomaly_class, p.per_image, str(p.masks.resolve()) if p.masks else None, p.seed, p.steps,
+                         p.guidance, p.strength]).encode())
+    return h.hexdigest()
+
+
 def generate_folder(
-    cdm: CDM,
+    cdm: CDM | CDMSpec,
     targets: str | Path,
     anomaly_class: str,
     out: str | Path,
@@ -249,6 +347,7 @@ def generate_folder(
     guidance: float = 7.5,
     strength: float = 1.0,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> GenerateReport:
     """Write `per_image` anomalies per normal image in the anomalib-Folder layout of CAI.
 
@@ -261,51 +360,55 @@ def generate_folder(
     With `masks`, a target `x.png` uses `masks/x.png` (binary, same size; a target in a
     subfolder `a/x.png` uses `masks/a__x.png`, the target's stem); a target without one
     is reported and skipped. A bad target is reported and skipped too.
+    `engine` decides where targets run (default: this process); give a `CDMSpec`
+    instead of a loaded CDM so that each worker loads the pipeline itself, once. A
+    re-run with the same CDM and settings skips targets whose outputs are complete
+    (journal `out/.daad-run-cdm-<class>.jsonl`, written by this process only).
     """
     if anomaly_class not in cdm.classes:
         raise DaadError(f"class {anomaly_class!r} was not trained in {cdm.folder} (trained: {', '.join(cdm.classes)})")
     out = Path(out).expanduser()
-    settings = {"seed": seed, "steps": steps, "guidance": guidance, "strength": strength, "per_image": per_image,
-                "cdm": str(cdm.folder.resolve()), "masks": str(Path(masks).resolve()) if masks is not None else None}
-    # strict=False: classes are added one run at a time and re-runs with new settings replace their rows.
-    writer = FolderWriter(out, run=f"cdm:{anomaly_class}", settings=settings, strict=False)
-    report = GenerateReport(out)
+    engine = engine or LocalEngine(1)
     files = list_targets(targets)
     if not files:
         raise DaadError(f"{targets}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    bar = tqdm(total=len(files) * per_image, desc=f"cdm generate {anomaly_class}", unit="img", disable=not progress)
-    for ti, target in enumerate(files):
-        key = target_key(target, targets)
-        stem = stem_for(key)
+    readable: list[Any] = sorted({f.parent for f in files}) + [cdm.folder] + ([masks] if masks is not None else [])
+    engine.check_paths(readable=readable, writable=[out])
+    settings = {"seed": seed, "steps": steps, "guidance": guidance, "strength": strength, "per_image": per_image,
+                "cdm": str(Path(cdm.folder).resolve()), "masks": str(Path(masks).resolve()) if masks is not None else None}
+    # strict=False: classes are added one run at a time and re-runs with new settings replace their rows.
+    writer = FolderWriter(out, run=f"cdm:{anomaly_class}", settings=settings, strict=False)
+    report = GenerateReport(out)
+    params = _Params(writer, anomaly_class, per_image, Path(masks) if masks is not None else None, seed, steps, guidance, strength)
+    setup = Given((cdm, params)) if isinstance(cdm, CDM) and engine.workers <= 1 and isinstance(engine, LocalEngine) else _Setup(cdm, params)
+    jobs = [(ti, target, target_key(target, targets)) for ti, target in enumerate(files)]
+    results: list[tuple[list[dict], list[str]]] = [([], [])] * len(jobs)
+    journal = Journal(out / f".daad-run-cdm-{anomaly_class}.jsonl", _fingerprint(cdm.folder, params))
+    earlier = journal.load()
+    todo = []
+    for i, (_, _, key) in enumerate(jobs):
+        rows = earlier.get(key)
+        if rows and len(rows) == per_image and all((out / r[k]).is_file() for r in rows for k in ("file", "mask", "normal")):
+            results[i] = (rows, [])
+            writer.add(rows)
+        else:
+            todo.append(i)
+    pending = set(todo)
+    journal.start({jobs[i][2]: results[i][0] for i in range(len(jobs)) if i not in pending})
+    with tqdm(total=len(files) * per_image, initial=(len(jobs) - len(todo)) * per_image, desc=f"cdm generate {anomaly_class}",
+              unit="img", disable=not progress) as bar:
         try:
-            image = load_image(target)
-            mask = None
-            if masks is not None:
-                mpath = Path(masks) / f"{stem}.png"
-                if not mpath.is_file():
-                    raise BadItemError(target, f"no mask {mpath}")
-                mask = load_mask(mpath, image.size, binarize=True)
-        except BadItemError as exc:
-            report.skipped.append(str(exc))
-            bar.update(per_image)
-            continue
-        outputs = []
-        for k in range(per_image):
-            s = derive_seed(seed, ti, k)
-            try:
-                res = cdm.generate(image, anomaly_class, mask=mask, seed=s, steps=steps, guidance=guidance, strength=strength)
-            except DaadError as exc:
-                report.skipped.append(f"{target}: {exc}")
-                bar.update(per_image - k)
-                break
-            provenance = {"cdm": str(cdm.folder.resolve()), **res.provenance}
-            if masks is not None:
-                provenance["mask_source"] = f"given:{(Path(masks) / f'{stem}.png').resolve()}"
-            outputs.append(Output(f"{anomaly_class}_{k:03d}", res.image, res.mask, provenance))
-            bar.update(1)
-        rows, bad = writer.write(key, target, np.asarray(image), outputs)
-        report.skipped.extend(bad)
-        report.written += len(rows)
-    bar.close()
+            for j, result in engine.imap(_generate_target, [jobs[i] for i in todo], setup=setup):
+                results[todo[j]] = result
+                writer.add(result[0])
+                if not result[1] and len(result[0]) == per_image:
+                    journal.record(jobs[todo[j]][2], result[0])
+                bar.update(per_image)
+        finally:
+            journal.close()
+    journal.finish((key, results[i][0]) for i, (_, _, key) in enumerate(jobs) if not results[i][1] and len(results[i][0]) == per_image)
     writer.finish()
+    report.skipped = [m for _, ms in results for m in ms]
+    report.written = sum(len(rs) for rs, _ in results)
+    report.kept = len(jobs) - len(todo)
     return report
