@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "daad.cli.synthesize",
     "daad.cli.dedupe",
     "daad.cli.demo",
+    "daad.cli.evaluate",
 ]
 
 

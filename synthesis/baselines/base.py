@@ -62,6 +62,8 @@ class Synthesizer:
             result, mask, prov = made
             if not mask.any():
                 continue
-            prov.update(method=self.name, mode=self.mode, target=name, index=len(out), seed=self.seed, size=self.size)
+            # the keys CAI's Folder writer counts by: no DAAD class, no CAI scale, the whole image as foreground
+            prov.update(method=self.name, mode=self.mode, target=name, index=len(out), seed=self.seed, size=self.size,
+                        anomaly_class=self.name, scale="-", foreground="full")
             out.append(Injection(result, mask, prov))
         return out

@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 from daad.core.images import IMAGE_SUFFIXES, load_image
-from daad.synthesis.cai.cai import resize_target
 
 from .base import Synthesizer, as_rgb
 

@@ -136,10 +136,10 @@ def resize_pattern(pattern: Pattern, side: int, ring: int = 1) -> tuple[np.ndarr
     rbox = bbox(msk_r)
     if rbox is None:
         return None
-    t, l, rh, rw = rbox
-    if t < ring or l < ring or t + rh + ring > out_h or l + rw + ring > out_w:  # cannot happen with the margin; be safe
+    t, c, rh, rw = rbox
+    if t < ring or c < ring or t + rh + ring > out_h or c + rw + ring > out_w:  # cannot happen with the margin; be safe
         return None
-    rows, cols = slice(t - ring, t + rh + ring), slice(l - ring, l + rw + ring)
+    rows, cols = slice(t - ring, t + rh + ring), slice(c - ring, c + rw + ring)
     return img_r[rows, cols], msk_r[rows, cols]
 
 
