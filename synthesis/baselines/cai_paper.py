@@ -15,7 +15,7 @@ defaults) in four places, reproduced here so results can be set beside theirs:
 
 Departures: their difference is taken on the grey ('L') images; daad's CAI takes the
 max over channels, kept here (the same on grey targets). The injection region is the
-pattern's box plus a ring of 9 px (CAI's `ring`), so the dilation is never clipped.
+pattern's box plus a ring of 5 px (CAI's `ring`): an 8x8 dilation reaches 4 px out, so it is never clipped.
 The 7x7 median is scaled with the working size (their code runs at 256 px).
 """
 
@@ -84,4 +84,4 @@ def paper_code_cai(patterns: Any, *, mode: str = "normal", size: int | None = 25
     The 8x8 close/dilate does not scale: it offsets cv2's erosion, which is in pixels.
     """
     return CAI(patterns, mode=mode, size=size, blender=SeamlessClone(KERNEL), threshold=THRESHOLD,
-               median=scaled(MEDIAN, size, odd=True), decimals=DECIMALS, ring=KERNEL + 1, **options)
+               median=scaled(MEDIAN, size, odd=True), decimals=DECIMALS, ring=KERNEL // 2 + 1, **options)
