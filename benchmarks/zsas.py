@@ -66,7 +66,7 @@ def build_target_domain(root: Path, per_defect: int) -> tuple[Path, Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--methods", default=METHODS)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=5)

@@ -15,6 +15,8 @@ threshold), and tested against a threshold-by-threshold loop.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 PRO_FPR_LIMIT = 0.3
@@ -61,7 +63,7 @@ def regions(masks: np.ndarray) -> np.ndarray:
     out = np.zeros(masks.shape, dtype=np.int64)
     offset = 0
     for i, m in enumerate(masks):
-        lab, n = ndimage.label(m, structure=np.ones((3, 3)))
+        lab, n = cast("tuple[np.ndarray, int]", ndimage.label(m, structure=np.ones((3, 3))))
         out[i] = np.where(lab > 0, lab + offset, 0)
         offset += n
     return out

@@ -191,7 +191,7 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
         result.curve.append(row)
         if best_state is None or _better(row, result.curve[:-1], config.select):
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        bar.set_postfix(loss=f"{row['loss']:.4f}" if row["loss"] is not None else "-", **{config.select: f"{row[config.select]:.3f}"})
+        bar.set_postfix({"loss": f"{row['loss']:.4f}" if row["loss"] is not None else "-", config.select: f"{row[config.select]:.3f}"})
         with atomic_path(ckpt_path) as tmp:
             torch.save({"config": asdict(config), "model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scaler": scaler.state_dict(), "curve": result.curve, "epoch": epoch + 1, "best_model": best_state}, tmp)
