@@ -47,7 +47,7 @@ def evaluate_cmd(synthetic: str, out_dir: str, seed: int, resume: bool, train_no
     \b
     Examples:
       daad evaluate --synthetic cai-bottle --train-normal bottle/train/good --test mvtec_ad:~/data/mvtec/bottle --out eval/cai-n
-      daad evaluate --synthetic cai-tile --test magnetic_tile:~/data/Magnetic-tile --size 128 --epochs 20 --out eval/mt
+      daad evaluate --synthetic cai-capsule --test mvtec_ad:~/data/mvtec --category capsule --size 128 --epochs 20 --out eval/capsule
     """
     from daad.core.errors import DaadError
     from daad.evaluation import EvalConfig, evaluate
