@@ -106,6 +106,16 @@ def folders_found(root: Path) -> str:
     return f"folders found: {', '.join(found[:10]) or 'none'}"
 
 
+class _AcceptAll(dict):
+    """A class mapping that maps every label to `unassigned` (for listing a test set, not collecting)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        return taxonomy.UNASSIGNED
+
+
 class DatasetAdapter:
     """Base class of the adapters; subclasses set `name`, `layout` and three methods.
 
@@ -163,6 +173,25 @@ class DatasetAdapter:
     def iter_all_images(self, root: Union[str, Path]) -> Iterator[tuple[str, Path]]:
         """(ref relative to root, path) of every image, normal and anomalous, train and test; no masks."""
         raise NotImplementedError
+
+    def iter_test_images(self, root: Union[str, Path]) -> Iterator[tuple[str, Path, Path | None]]:
+        """(ref, image, mask) of every test image: anomalous ones with their mask, normal ones with None.
+
+        Generic over the readers above: the anomalous images are `iter_items` with every
+        label accepted (an evaluation uses all of them, mapped or not), the normal ones are
+        the other images of `iter_all_images` outside a training split (a path part named
+        train). Datasets without a split (Magnetic Tile) list all their normal images.
+        """
+        root = Path(root).expanduser()
+        anomalous: dict[str, Path | None] = {}
+        for item in self.iter_items(root, mapping=_AcceptAll()):
+            if isinstance(item, Item) and isinstance(item.mask, (str, Path)):
+                anomalous[item.origin_ref] = Path(item.mask)
+        for ref, path in self.iter_all_images(root):
+            if ref in anomalous:
+                yield ref, path, anomalous[ref]
+            elif not any(part.lower() == "train" for part in Path(ref).parts):
+                yield ref, path, None
 
     # -- shared helpers ------------------------------------------------------------------
     def mapping(self, mapping_file: Union[str, Path, None] = None) -> Mapping:

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "daad.cli.demo",
     "daad.cli.annotate",
     "daad.cli.licence",
+    "daad.cli.evaluate",
 ]
 
 

@@ -28,6 +28,14 @@ keeps a non-empty mask at T = 4. The target images' own noise (Immerkaer's estim
 the same MVTec images at 256 px) is sigma = 1.0-1.5 grey levels, so T = 4 is about
 3 sigma: lower thresholds mark changes that cannot be told from sensor noise.
 
+Ablations (paper Tables 3 and 4, run by `daad compare` as `cai-n:no-pe` and so on):
+`blender=paste` injects the resized pattern as it is (no Poisson editing); `stm=False`
+lets any pattern make any scale (trivial ones included, larger than its own allowed);
+`ils=False` draws the location over the whole image instead of the foreground; the
+quota is the scale split. `median` and `decimals` reproduce the authors' released code
+(a median blur of size 7 on the Eq. 4 mask, R' rounded to one decimal); see
+`daad.synthesis.baselines.cai_paper`.
+
 Determinism. All randomness comes from one numpy Generator per target, seeded from
 (seed, crc32 of the target's key); nothing depends on call order or on which worker
 process runs the target, so the same seed gives bit-identical output (with the same
@@ -72,6 +80,12 @@ class Injection:
     provenance: dict[str, Any]
 
 
+def paste(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: str = "normal", mixed_rule: str = "perez") -> np.ndarray:
+    """The no-Poisson-editing blender (Table 3, line 1): the pattern's pixels copied over the target."""
+    inside = mask[..., None] if target.ndim == 3 else mask
+    return np.where(inside, source, target).astype(np.uint8)
+
+
 def target_key(image: np.ndarray) -> str:
     """A stable key for a target given without a name: a hash of its pixels."""
     return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
@@ -94,17 +108,17 @@ def resize_target(image: np.ndarray, size: int | None) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interp)
 
 
-def resize_pattern(pattern: Pattern, side: int) -> tuple[np.ndarray, np.ndarray] | None:
+def resize_pattern(pattern: Pattern, side: int, ring: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
     """Resize `pattern` so its mask box's longer side becomes ~`side`; return the injection region.
 
-    The region is the resized mask's bounding box plus a one-pixel ring (the Poisson
-    boundary), as (image region, bool mask region); None when the mask vanished.
+    The region is the resized mask's bounding box plus a `ring` of pixels around it (one:
+    the Poisson boundary), as (image region, bool mask region); None when the mask vanished.
     """
     box = bbox(pattern.mask)
     if box is None:
         return None
     f = side / pattern.side
-    margin = int(np.ceil(3.0 / f)) + 1  # >= 3 resized pixels of context around the box
+    margin = int(np.ceil((2.0 + ring) / f)) + 1  # >= ring + 2 resized pixels of context around the box
     top, left, h, w = box
     H, W = pattern.mask.shape
     pads = (max(0, margin - top), max(0, top + h + margin - H), max(0, margin - left), max(0, left + w + margin - W))
@@ -122,10 +136,11 @@ def resize_pattern(pattern: Pattern, side: int) -> tuple[np.ndarray, np.ndarray]
     rbox = bbox(msk_r)
     if rbox is None:
         return None
-    top, left, rh, rw = rbox
-    if top < 1 or left < 1 or top + rh + 1 > out_h or left + rw + 1 > out_w:  # cannot happen with the margin; be safe
+    t, c, rh, rw = rbox
+    if t < ring or c < ring or t + rh + ring > out_h or c + rw + ring > out_w:  # cannot happen with the margin; be safe
         return None
-    return img_r[top - 1 : top + rh + 1, left - 1 : left + rw + 1], msk_r[top - 1 : top + rh + 1, left - 1 : left + rw + 1]
+    rows, cols = slice(t - ring, t + rh + ring), slice(c - ring, c + rw + ring)
+    return img_r[rows, cols], msk_r[rows, cols]
 
 
 class CAI:
@@ -144,6 +159,12 @@ class CAI:
         mixed_rule: "perez" or "opencv" (see `poisson`).
         blender: the injection step (default `poisson.blend`; benchmarks swap in cv2).
         sampler: the location sampler (default `locations.sample_location`).
+        stm: source-target matching (False: ablation, any pattern may make any scale).
+        ils: injection location selection (False: ablation, locations off the foreground too).
+        median: odd kernel of a median blur of the Eq. 4 mask (0: none; the authors' code: 7).
+        decimals: R' rounded to this many decimals when drawn (None: not; the authors' code: 1).
+        ring: pixels of context around the pattern's box in the injection region (1: the
+            Poisson boundary; a blender that dilates the mask, as the authors' does, needs more).
     """
 
     def __init__(
@@ -160,6 +181,11 @@ class CAI:
         mixed_rule: str = "perez",
         blender: Blender = poisson.blend,  # type: ignore[assignment]
         sampler: Sampler = sample_location,
+        stm: bool = True,
+        ils: bool = True,
+        median: int = 0,
+        decimals: int | None = None,
+        ring: int = 1,
     ):
         if mode not in poisson.MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(poisson.MODES)}")
@@ -167,6 +193,8 @@ class CAI:
             raise ValueError(f"unknown mixed rule {mixed_rule!r}; expected one of {', '.join(poisson.MIXED_RULES)}")
         if len(quota) != 3 or min(quota) < 0 or sum(quota) == 0:
             raise ValueError(f"quota must be three non-negative counts (N_l, N_m, N_s) with a positive sum, not {quota}")
+        if median and (median < 3 or median % 2 == 0):
+            raise ValueError(f"median must be 0 or an odd kernel size >= 3, not {median}")
         self.pool = patterns if hasattr(patterns, "sides") else ArrayPool(patterns)
         if len(self.pool) == 0:
             raise ValueError("CAI needs at least one anomaly pattern")
@@ -179,6 +207,13 @@ class CAI:
         self.mixed_rule = mixed_rule
         self.blender = blender
         self.sampler = sampler
+        self.stm, self.ils, self.median, self.decimals, self.ring = bool(stm), bool(ils), int(median), decimals, max(1, int(ring))
+
+    def _options(self) -> dict[str, Any]:
+        """The non-default ablation options, for provenance (absent for the default CAI)."""
+        opts = {"stm": self.stm, "ils": self.ils, "median": self.median, "decimals": self.decimals, "ring": self.ring}
+        defaults = {"stm": True, "ils": True, "median": 0, "decimals": None, "ring": 1}
+        return {k: v for k, v in opts.items() if v != defaults[k]}
 
     @property
     def per_image(self) -> int:
@@ -209,8 +244,8 @@ class CAI:
             raise BadItemError(name, f"empty foreground ({fg_method}); try --foreground full")
         s_f = max(fbox[2], fbox[3])
         ratios = self.pool.sides / s_f
-        quota, moved = reachable_quota(self.quota, float(ratios.max()))
-        if not any(quota.values()) or ratios.max() < SCALES[-1].low:
+        quota, moved = reachable_quota(self.quota, float(ratios.max())) if self.stm else (self.quota, {})
+        if self.stm and (not any(quota.values()) or ratios.max() < SCALES[-1].low):
             raise BadItemError(name, f"no anomaly pattern is large enough for this target (largest R = {ratios.max():.3f} < 0.1)")
         counts = {s.name: 0 for s in SCALES}
         out: list[Injection] = []
@@ -222,11 +257,11 @@ class CAI:
             if attempts > budget:
                 raise BadItemError(name, f"gave up after {budget} draws with {len(out)} of {self.per_image} pseudo anomalies "
                                          f"(rejected: {', '.join(f'{k} {v}' for k, v in rejected.items())})")
-            needed_low = min(s.low for s in SCALES if counts[s.name] < quota[s.name])
-            eligible = np.flatnonzero(ratios >= needed_low)
+            needed_low = min(s.low for s in SCALES if counts[s.name] < quota[s.name]) if self.stm else 0.0
+            eligible = np.flatnonzero(ratios >= needed_low) if self.stm else np.flatnonzero(ratios > 0)
             i = int(eligible[rng.integers(eligible.size)])
             r = float(ratios[i])
-            scale = choose_scale(r, counts, quota)
+            scale = choose_scale(r, counts, quota) if self.stm else next(s for s in SCALES if counts[s.name] < quota[s.name])
             assert scale is not None  # eligible patterns can serve a needed scale
             inj = self._inject_once(image, fg, s_f, i, r, scale, rng, rejected)
             if inj is None:
@@ -234,7 +269,7 @@ class CAI:
             counts[scale.name] += 1
             inj.provenance.update(
                 target=name, index=len(out), seed=self.seed, mode=self.mode, size=self.size,
-                foreground=fg_method, threshold=self.threshold, s_f=s_f,
+                foreground=fg_method, threshold=self.threshold, s_f=s_f, **self._options(),
             )
             if self.mode == "mixed":
                 inj.provenance["mixed_rule"] = self.mixed_rule
@@ -249,8 +284,8 @@ class CAI:
     ) -> Injection | None:
         """One pass of lines 24-28 of Algorithm 1 for pattern i at `scale`; None (and a count in `rejected`) if redone."""
         pattern = self.pool.get(i)
-        r_drawn, side = draw_side(scale, s_f, rng)
-        resized = resize_pattern(pattern, side)
+        r_drawn, side = draw_side(scale, s_f, rng, self.decimals)
+        resized = resize_pattern(pattern, side, self.ring)
         if resized is None:
             rejected["vanished"] += 1
             return None
@@ -261,7 +296,7 @@ class CAI:
             rejected["off_interval"] += 1
             return None
         bh, bw = msk.shape
-        loc = self.sampler(fg, bh, bw, rng)
+        loc = self.sampler(fg if self.ils else np.ones_like(fg), bh, bw, rng)
         if loc is None:
             rejected["no_location"] += 1
             return None
@@ -289,11 +324,13 @@ class CAI:
         if diff.ndim == 3:
             diff = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]) if diff.shape[2] == 3 else diff.max(axis=2)
         mask_region = (diff > self.threshold) & fg_region
-        if not mask_region.any():
-            rejected["invisible"] += 1
-            return None
         mask = np.zeros(image.shape[:2], dtype=np.uint8)
         mask[region] = mask_region.astype(np.uint8) * 255
+        if self.median:
+            mask = cv2.medianBlur(mask, self.median)
+        if not mask.any():
+            rejected["invisible"] += 1
+            return None
         provenance = {
             "daad_id": pattern.id,
             "anomaly_class": pattern.anomaly_class,

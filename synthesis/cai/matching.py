@@ -87,10 +87,16 @@ def side_range(scale: Scale, s_f: int) -> tuple[int, int]:
     return max(lo, 1), hi
 
 
-def draw_side(scale: Scale, s_f: int, rng: np.random.Generator) -> tuple[float, int]:
-    """Draw R' uniformly in the scale's interval; return it and the integer side s'_a it asks for."""
+def draw_side(scale: Scale, s_f: int, rng: np.random.Generator, decimals: int | None = None) -> tuple[float, int]:
+    """Draw R' uniformly in the scale's interval; return it and the integer side s'_a it asks for.
+
+    `decimals` rounds R' as the authors' code does (`round(uniform(0.7, 1), 1)`); the side
+    is still clipped into the scale, so a rounded 0.3 of a small draw stays small.
+    """
     lo, hi = side_range(scale, s_f)
     r_prime = float(rng.uniform(scale.low, scale.high))
+    if decimals is not None:
+        r_prime = round(r_prime, decimals)
     side = int(np.clip(round(r_prime * s_f), lo, hi))
     return r_prime, side
 
