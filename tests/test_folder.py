@@ -20,7 +20,7 @@ from daad.synthesis.cai import CAI, Pattern
 from daad.synthesis.cai.output import find_targets, run
 from daad.synthesis.folder import FolderInUseError, stem_for
 
-BOARD = DEMO_DATA / "targets" / "00041000_temp.jpg"
+BOARD = DEMO_DATA / "targets" / "capsule_good_001.png"
 
 
 def test_stems_keep_names_readable_and_never_meet():

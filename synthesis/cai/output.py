@@ -105,7 +105,7 @@ class Report:
         return "\n".join(lines)
 
 
-def _one_target(state: tuple[CAI, FolderWriter], target: Target) -> tuple[list[dict[str, Any]], str]:
+def _one_target(state: tuple[Any, FolderWriter], target: Target) -> tuple[list[dict[str, Any]], str]:
     """Inject into one target and write its files (on disk before the rows go back); its manifest rows, or an error line."""
     cai, writer = state
     try:
@@ -121,15 +121,24 @@ def _one_target(state: tuple[CAI, FolderWriter], target: Target) -> tuple[list[d
     return rows, "; ".join(bad)
 
 
-def settings_of(cai: CAI) -> dict[str, Any]:
-    """What decides CAI's output besides the targets and patterns: kept in the folder's daad_run.json."""
-    return {"mode": cai.mode, "quota": [cai.quota[k] for k in sorted(cai.quota)], "size": cai.size, "seed": cai.seed,
-            "threshold": cai.threshold, "mixed_rule": cai.mixed_rule,
-            "foreground": getattr(cai.masker, "name", "") or getattr(cai.masker, "__name__", "custom")}
+def settings_of(cai: Any) -> dict[str, Any]:
+    """What decides a synthesiser's output besides the targets and patterns: kept in the folder's daad_run.json.
+
+    CAI names its settings; another synthesiser of the same shape (the baselines) is
+    described by its class and its plain attributes (mode, size, seed, per_image, options).
+    """
+    if isinstance(cai, CAI):
+        return {"mode": cai.mode, "quota": [cai.quota[k] for k in sorted(cai.quota)], "size": cai.size, "seed": cai.seed,
+                "threshold": cai.threshold, "mixed_rule": cai.mixed_rule,
+                "foreground": getattr(cai.masker, "name", "") or getattr(cai.masker, "__name__", "custom")}
+    plain = {k: v for k, v in sorted(vars(cai).items()) if isinstance(v, (bool, int, float, str, type(None))) and not k.startswith("_")}
+    return {"method": type(cai).__name__, **plain}
 
 
-def fingerprint(cai: CAI) -> str:
+def fingerprint(cai: Any) -> str:
     """What a target's output depends on besides the target itself: settings, seed and the pattern pool."""
+    if not isinstance(cai, CAI):
+        return hashlib.sha256(json.dumps(settings_of(cai), sort_keys=True).encode()).hexdigest()
     pool = cai.pool
     ids = getattr(pool, "ids", None) or [pool.get(i).id for i in range(len(pool))]
     masker = cai.masker
@@ -146,12 +155,12 @@ def _complete(out: Path, rows: list[dict[str, Any]]) -> bool:
 def _input_paths(cai: CAI, targets: list[Target]) -> list[Path]:
     """What every worker must be able to read: the targets' folders and the pool's memory-mapped dataset files."""
     folders = sorted({t.path.parent for t in targets})
-    dataset = getattr(cai.pool, "dataset", None)
+    dataset = getattr(getattr(cai, "pool", None), "dataset", None)
     files = [Path(f["filename"]) for f in getattr(dataset, "cache_files", None) or []]
     return folders + files
 
 
-def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True,
+def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, progress: bool = True,
         settings: dict[str, Any] | None = None, overwrite: bool = False, png_level: int = DEFAULT_PNG_LEVEL,
         engine: Engine | None = None) -> Report:
     """Inject into every target, write the Folder layout, manifest and preview; return a Report.
@@ -174,7 +183,7 @@ def run(cai: CAI, targets: list[Target], out_dir: str | Path, workers: int = 1, 
         recorded["png_level"] = png_level
     engine = engine or LocalEngine(workers)
     engine.check_paths(readable=_input_paths(cai, targets), writable=[out])
-    writer = FolderWriter(out, run="cai", settings=recorded, overwrite=overwrite, png_level=png_level)
+    writer = FolderWriter(out, run=getattr(cai, "name", "") or "cai", settings=recorded, overwrite=overwrite, png_level=png_level)
     report = Report(out, targets=len(targets))
     start = time.perf_counter()
     journal = Journal(out / JOURNAL, fingerprint(cai))
