@@ -125,7 +125,7 @@ def collect_search(
     api = make_provider(provider, http, endpoint, token=creds.openverse_token, api_key=creds.flickr_api_key)
 
     key = state_key(provider, query, allow_nc)
-    with locks.exclusive(_lock_path(catalog, key), on_wait=_waiting if progress else None):
+    with locks.exclusive(_lock_path(catalog, key), on_wait=_waiting):
         return _run(query, provider, cls, limit, catalog, store, api, http, key, allow_nc, progress, max_pages)
 
 
