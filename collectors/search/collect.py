@@ -116,6 +116,7 @@ def collect_search(
     cls = taxonomy.check_class(anomaly_class)
     catalog = catalog if catalog is not None else Catalog()
     store = store if store is not None else MediaStore(catalog.home)
+    store.clean_stale_temps()
     creds = credentials or load_credentials(catalog.home)
     if http_config is None:
         http_config = HttpConfig(user_agent=user_agent(creds.contact))

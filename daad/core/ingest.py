@@ -4,6 +4,12 @@ Collectors are readers: they yield `Item`s (or `Skip`s for things they recognise
 must not collect). `ingest` normalises, stores and catalogs each item, one at a time
 and each in its own transaction, so an interrupted run keeps everything finished so
 far and a re-run only does what is left. Bad items are reported and skipped.
+
+A mask that marks no pixel makes its item bad: every collected mask is an anomaly mask,
+and an empty one is a wrong file (a normal image's mask, an export that lost its layer),
+which published as `annotated` or `ground_truth` would teach a model that the anomaly is
+nowhere. Names reach the catalog as text (`daad.core.names.as_text`) and reports quote
+them (`shown`), whatever bytes the file system holds.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from tqdm import tqdm
 from daad.core import taxonomy
 from daad.core.catalog import Catalog
 from daad.core.errors import BadItemError
-from daad.core.images import ImageSource, load_image, load_mask
+from daad.core.images import ImageSource, load_image, load_mask, require_anomaly
 from daad.core.media_store import MediaStore
+from daad.core.names import as_text, one_line, shown
 from daad.core.record import Record
 
 
@@ -103,7 +110,7 @@ class CollectReport:
         lines.append("  ".join(["total".ljust(width)] + [str(total[c]).rjust(10) for c in cols]))
         for o in self.outcomes:
             if o.status in ("bad", "skipped"):
-                lines.append(f"{o.status}: {o.name}: {o.reason}")
+                lines.append(f"{o.status}: {shown(o.name)}: {one_line(o.reason)}")
         return "\n".join(lines)
 
 
@@ -115,12 +122,16 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
     if item.mask is not None:
         mask_name = str(item.mask) if isinstance(item.mask, (str, Path)) else f"{item.name} (mask)"
         mask = load_mask(item.mask, im.size, mask_name, item.mask_binarize, item.mask_threshold)
+        try:
+            require_anomaly(mask, mask_name)
+        except BadItemError as exc:
+            raise BadItemError(item.name, f"its mask {shown(mask_name)} is empty (all zero): an anomaly mask that marks no anomaly; fix or remove the mask") from exc
     sample_id, im = store.put_image(im, item.name)
     mask_sha = store.put_mask(mask, im.size) if mask is not None else None
     existing = catalog.get(sample_id) if sample_id in catalog else None
     if existing is not None:
         if existing.mask_sha is None and mask_sha is not None:
-            catalog.update(sample_id, who=f"collect:{item.origin}", mask_sha=mask_sha, mask_status=item.mask_status)
+            catalog.update(sample_id, who=f"collect:{as_text(item.origin)}", mask_sha=mask_sha, mask_status=item.mask_status)
             return Outcome(item.name, "mask_added", sample_id, anomaly_class=existing.anomaly_class)
         return Outcome(item.name, "existing", sample_id, anomaly_class=existing.anomaly_class)
     rec = Record(
@@ -128,14 +139,14 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
         width=im.width,
         height=im.height,
         source=item.source,
-        origin=item.origin,
+        origin=as_text(item.origin),
         anomaly_class=item.anomaly_class,
         mask_sha=mask_sha,
         mask_status=item.mask_status if mask_sha else taxonomy.MISSING,
-        origin_label=item.origin_label,
-        origin_ref=item.origin_ref or item.name,
+        origin_label=as_text(item.origin_label),
+        origin_ref=as_text(item.origin_ref or item.name),
         license=item.license,
-        attribution=item.attribution,
+        attribution=as_text(item.attribution),
         meta=item.meta,
     )
     status = "added" if catalog.add(rec) else "existing"  # another process may have won the race
