@@ -209,19 +209,27 @@ def test_heic_phone_photo(tmp_path: Path, shared_data: Path, catalog: Catalog, s
 # -- hostile file names, special files, empty masks, leftovers --------------------------------
 
 
-def _capsules(shared_data: Path) -> list[tuple[Path, Path]]:
-    """Real 1000x1000 capsule images with their real masks (same size, distinct pixels)."""
+def _shrunk(src: Path, dest: Path, mask: bool = False) -> Path:
+    """A 128x128 copy of a real image (nearest-neighbour for masks, so they stay binary)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    Image.open(src).resize((128, 128), Image.Resampling.NEAREST if mask else Image.Resampling.BILINEAR).save(dest)
+    return dest
+
+
+def _capsules(shared_data: Path, tmp_path: Path) -> list[tuple[Path, Path]]:
+    """Real capsule images with their real masks, shrunk to 128x128 (small and fast; distinct pixels)."""
     mv = shared_data / "mvtec_ad" / "capsule"
-    pairs = [(mv / f"test/{d}/{n}.png", mv / f"ground_truth/{d}/{n}_mask.png") for d, n in
-             [("crack", "001"), ("crack", "010"), ("poke", "000"), ("poke", "006"), ("poke", "012"), ("scratch", "002")]]
-    assert all(i.is_file() and m.is_file() for i, m in pairs)
-    return pairs
+    out = []
+    for d, n in [("crack", "001"), ("crack", "010"), ("poke", "000"), ("poke", "006"), ("poke", "012"), ("scratch", "002")]:
+        img = _shrunk(mv / f"test/{d}/{n}.png", tmp_path / "src" / f"{d}{n}.png")
+        out.append((img, _shrunk(mv / f"ground_truth/{d}/{n}_mask.png", tmp_path / "src" / f"{d}{n}_m.png", mask=True)))
+    return out
 
 
 def test_mask_names_are_matched_literally_not_as_glob_patterns(tmp_path: Path, catalog: Catalog, store: MediaStore, shared_data: Path) -> None:
     root = tmp_path / "photos" / "crack"
     root.mkdir(parents=True)
-    (i1, m1), (i2, _), (i3, m3), (i4, _), (i5, m5), _ = _capsules(shared_data)
+    (i1, m1), (i2, _), (i3, m3), (i4, _), (i5, m5), _ = _capsules(shared_data, tmp_path)
     shutil.copy(i1, root / "a.png")
     shutil.copy(m1, root / "a_mask.png")  # a.png's mask; the glob [ab]_mask.* matched it too
     shutil.copy(i2, root / "[ab].png")  # no mask of its own
@@ -243,8 +251,8 @@ def test_empty_masks_are_refused_in_photos_masks_import_and_datasets(tmp_path: P
     from daad.collectors.datasets import collect_dataset
     from daad.curate.mask_import import import_masks
 
-    (img, mask), (img2, _) = _capsules(shared_data)[:2]
-    zeros = Image.fromarray(np.zeros((1000, 1000), np.uint8), "L")
+    (img, mask), (img2, _) = _capsules(shared_data, tmp_path)[:2]
+    zeros = Image.fromarray(np.zeros((128, 128), np.uint8), "L")
     photos = tmp_path / "photos" / "crack"
     photos.mkdir(parents=True)
     shutil.copy(img, photos / "cap.png")
@@ -269,7 +277,11 @@ def test_empty_masks_are_refused_in_photos_masks_import_and_datasets(tmp_path: P
 
     # a dataset's anomalous image whose ground-truth mask is empty: bad, not collected
     root = tmp_path / "mvtec"
-    shutil.copytree(shared_data / "mvtec_ad" / "capsule", root / "capsule")
+    mv = shared_data / "mvtec_ad" / "capsule"
+    for n in ("001", "010"):
+        _shrunk(mv / f"test/crack/{n}.png", root / f"capsule/test/crack/{n}.png")
+        _shrunk(mv / f"ground_truth/crack/{n}_mask.png", root / f"capsule/ground_truth/crack/{n}_mask.png", mask=True)
+    _shrunk(mv / "test/good/001.png", root / "capsule/test/good/001.png")
     empty = root / "capsule/ground_truth/crack/001_mask.png"
     zeros.save(empty)
     dreport = collect_dataset("mvtec_ad", root, catalog=catalog, store=store, progress=False)
@@ -282,7 +294,7 @@ def test_hostile_file_names_and_special_files(tmp_path: Path, daad_home: Path, s
     """A Latin-1 name, a FIFO named *.png, a name with a newline: one run, no traceback, no hang."""
     root = tmp_path / "photos"
     (root / "crack").mkdir(parents=True)
-    pairs = _capsules(shared_data)
+    pairs = _capsules(shared_data, tmp_path)
     latin1 = os.fsdecode(b"r\xe9sistance.png")  # not valid UTF-8
     shutil.copy(pairs[0][0], root / "crack" / latin1)
     shutil.copy(pairs[1][0], root / "crack" / "ok.png")
@@ -319,7 +331,7 @@ def test_stale_temp_files_are_cleaned_by_the_next_collect(tmp_path: Path, catalo
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     photos = tmp_path / "p"
     photos.mkdir()
-    shutil.copy(_capsules(shared_data)[0][0], photos / "one.png")
+    shutil.copy(_capsules(shared_data, tmp_path)[0][0], photos / "one.png")
     collect_photos(photos, catalog, store, progress=False)
     assert not killed.exists() and not old.exists()
     assert live.exists() and other_host_fresh.exists()
