@@ -40,12 +40,14 @@ class Download:
 
     `sha256` is pinned (ours, or a well-known pin such as anomalib's); `md5` only where
     no sha256 is known (MVTec 3D-AD). MVTec and the others publish no checksum themselves.
+`size` is pinned where it is known (MVTec AD), so a server cannot send more.
     """
 
     url: str
     filename: str
     sha256: str = ""
     md5: str = ""
+    size: int = 0  # bytes, when pinned: the download is capped at it (0: unknown, --max-gb caps it)
 
 
 def load_mapping(name: str, mapping_file: Union[str, Path, None] = None) -> Mapping:

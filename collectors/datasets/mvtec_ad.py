@@ -103,6 +103,7 @@ class MVTecAD(MVTecLikeAdapter):
         Download(
             url="https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/420938113-1629952094/mvtec_anomaly_detection.tar.xz",
             filename="mvtec_anomaly_detection.tar.xz",
-            sha256="cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d",  # 5,264,982,680 bytes
+            sha256="cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d",
+            size=5_264_982_680,
         ),
     )
