@@ -335,3 +335,18 @@ def test_stale_temp_files_are_cleaned_by_the_next_collect(tmp_path: Path, catalo
     collect_photos(photos, catalog, store, progress=False)
     assert not killed.exists() and not old.exists()
     assert live.exists() and other_host_fresh.exists()
+
+
+def test_a_licence_not_understood_is_refused_before_collecting(tmp_path: Path, daad_home: Path, shared_data: Path) -> None:
+    from click.testing import CliRunner
+
+    from daad.cli import main
+
+    (tmp_path / "p").mkdir()
+    shutil.copy(_capsules(shared_data, tmp_path)[0][0], tmp_path / "p" / "one.png")
+    for lic in ("CC-BY-4.0-NC", "All rights reserved. Not https://creativecommons.org/licenses/by/4.0"):
+        res = CliRunner().invoke(main, ["collect", "photos", str(tmp_path / "p"), "--license", lic, "--quiet"], env={"DAAD_HOME": str(daad_home)})
+        assert res.exit_code == 1 and res.output.startswith("Error: licence ") and "not understood" in res.output, res.output
+    assert len(Catalog(daad_home)) == 0
+    ok = CliRunner().invoke(main, ["collect", "photos", str(tmp_path / "p"), "--license", "cc-by-sa-4.0", "--quiet"], env={"DAAD_HOME": str(daad_home)})
+    assert ok.exit_code == 0 and [r.license for r in Catalog(daad_home)] == ["CC-BY-SA-4.0"]
