@@ -104,11 +104,11 @@ class _TLSConn(HTTPSConnection):
 
 
 class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Conn
+    ConnectionCls = _Conn  # type: ignore[assignment]  # a subclass, as urllib3 intends
 
 
 class _TLSPool(HTTPSConnectionPool):
-    ConnectionCls = _TLSConn
+    ConnectionCls = _TLSConn  # type: ignore[assignment]  # a subclass, as urllib3 intends
 
 
 class _Adapter(HTTPAdapter):

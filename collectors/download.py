@@ -117,18 +117,19 @@ def download(
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         watch: deadlines.Deadline | None = None
         try:
-            with deadlines.deadline(stall) as watch, http.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+            with deadlines.deadline(stall) as running, http.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+                watch = running
                 if resp.status_code == 416 and offset:  # nothing left to send: the part may be complete
                     pass
                 elif resp.status_code == 206 and offset:
                     if not resp.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
                         raise DownloadError(f"{url}: server answered Range {offset}- with {resp.headers.get('Content-Range')!r}")
-                    _stream(resp, part, "ab", offset, progress, dest.name, max_bytes, watch)
+                    _stream(resp, part, "ab", offset, progress, dest.name, max_bytes, running)
                 elif resp.status_code == 200:
-                    _stream(resp, part, "wb", 0, progress, dest.name, max_bytes, watch)  # no Range support: start over
+                    _stream(resp, part, "wb", 0, progress, dest.name, max_bytes, running)  # no Range support: start over
                 else:
                     raise DownloadError(f"{url}: HTTP {resp.status_code} {resp.reason}")
-                if watch.expired:  # a body without Content-Length ends "cleanly" when its socket is shut
+                if running.expired:  # a body without Content-Length ends "cleanly" when its socket is shut
                     raise requests.exceptions.ChunkedEncodingError(f"stalled: no data for {stall:g} s")
         except _TooBig as exc:
             part.unlink(missing_ok=True)
