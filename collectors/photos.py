@@ -38,20 +38,33 @@ MASK_SUFFIX = "_mask"
 MASKS_DIR = "masks"
 
 
-def _named(folder: Path, stem: str) -> list[Path]:
-    """Files in `folder` called `<stem>.<image suffix>`, compared literally (no glob), sorted."""
-    try:
-        names = sorted(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [folder / n for n in names if Path(n).stem == stem and Path(n).suffix.lower() in IMAGE_SUFFIXES]
+class _Folders:
+    """Image files by stem, per folder, listed once: names are compared literally (no glob)."""
+
+    def __init__(self) -> None:
+        self._by_stem: dict[Path, dict[str, list[Path]]] = {}
+
+    def named(self, folder: Path, stem: str) -> list[Path]:
+        """Files in `folder` called `<stem>.<image suffix>`, sorted."""
+        index = self._by_stem.get(folder)
+        if index is None:
+            index = {}
+            try:
+                names = sorted(os.listdir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                names = []
+            for n in names:
+                if Path(n).suffix.lower() in IMAGE_SUFFIXES:
+                    index.setdefault(Path(n).stem, []).append(folder / n)
+            self._by_stem[folder] = index
+        return index.get(stem, [])
 
 
-def _find_mask(root: Path, rel: Path) -> Path | None:
+def _find_mask(root: Path, rel: Path, folders: _Folders) -> Path | None:
     """The mask of image `rel` (relative to root): beside it, or in the masks/ mirror."""
     image = root / rel
     mirror = root / MASKS_DIR / rel.parent
-    found = _named(image.parent, image.stem + MASK_SUFFIX) + _named(mirror, image.stem) + _named(mirror, image.stem + MASK_SUFFIX)
+    found = folders.named(image.parent, image.stem + MASK_SUFFIX) + folders.named(mirror, image.stem) + folders.named(mirror, image.stem + MASK_SUFFIX)
     return found[0] if found else None
 
 
@@ -75,6 +88,7 @@ def iter_photos(
     if lic == licenses.UNKNOWN:
         raise ValueError(f"licence {license!r} is not understood; give an SPDX id such as CC-BY-4.0, CC-BY-SA-4.0 or CC0-1.0 (or none)")
     origin = f"photos:{as_text(name or root.resolve().name)}"
+    folders = _Folders()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for fn in sorted(filenames):
@@ -91,7 +105,7 @@ def iter_photos(
                 continue
             first = rel.parts[0].lower() if len(rel.parts) > 1 else ""
             cls = forced or (first if first in taxonomy.CLASSES else taxonomy.UNASSIGNED)
-            mask = _find_mask(root, rel)
+            mask = _find_mask(root, rel, folders)
             yield Item(
                 image=path,
                 name=str(path),
