@@ -7,11 +7,20 @@ unless it matches a pinned sha256 (or the publisher's own checksum); and an arch
 input from the internet, so extraction refuses absolute paths, `..`, links that point
 outside the target, special files, and archives that would expand past a size limit
 (decompression bombs), before writing anything.
+
+Servers are not trusted to behave either: a download is capped (the archive's pinned
+size when it is known, else `max_bytes`, the CLI's `--max-gb`), enforced while
+streaming because a server need not send Content-Length, and a `.part` that grew past
+the cap is removed. A download that stalls (no 64 KiB for `stall` seconds, headers
+included; see daad.collectors.deadline) is cut off and resumed like a dropped
+connection. A corrupt archive (truncated gzip, bad zip CRC, members that collide)
+fails with one BadArchiveError naming the file, and nothing is extracted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import posixpath
 import shutil
@@ -19,18 +28,22 @@ import stat
 import tarfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Iterable, Union
 
 import requests
 from tqdm import tqdm
 
+from daad.collectors import deadline as deadlines
 from daad.core.errors import DaadError
 
 CHUNK = 1 << 20
 NET_CHUNK = 1 << 16  # small network reads: a dropped connection loses at most this much
 DEFAULT_MAX_RATIO = 100  # unpacked bytes per archive byte; real image archives are near 1
 DEFAULT_MAX_MEMBERS = 2_000_000
+DEFAULT_MAX_BYTES = 20 * 10**9  # the largest of the nine archives (MVTec 3D-AD) is well under this
+DEFAULT_STALL = 60.0  # seconds without 64 KiB arriving
 
 
 class DownloadError(DaadError):
@@ -39,6 +52,10 @@ class DownloadError(DaadError):
 
 class UnsafeArchiveError(DaadError):
     """An archive that would write outside its target or expand past the limit; nothing was extracted."""
+
+
+class BadArchiveError(DaadError):
+    """An archive that cannot be read to the end (truncated, corrupt, colliding members); nothing was extracted."""
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -64,8 +81,15 @@ def download(
     retries: int = 5,
     timeout: float = 60.0,
     session: requests.Session | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    stall: float = DEFAULT_STALL,
 ) -> Path:
     """Download `url` to `dest`, resuming a partial `<dest>.part`, and verify its checksum.
+
+    At most `max_bytes` are accepted (pass the pinned size when it is known): a bigger
+    Content-Length is refused before anything is written, a body without one is cut off
+    at the cap, and either way the `.part` is removed. A request during which no 64 KiB
+    arrive for `stall` seconds is cut off and resumed, as a dropped connection is.
 
     A file already at `dest` with the right checksum is not downloaded again. The bytes
     go to `<dest>.part` and are renamed to `dest` only after the checksum matched, so
@@ -83,30 +107,42 @@ def download(
             return dest
         raise DownloadError(f"{dest}: exists but does not match ({why}); delete it to download again")
     part = dest.with_name(dest.name + ".part")
-    http = session or requests.Session()
+    if part.exists() and part.stat().st_size > max_bytes:
+        part.unlink()
+    http = session or deadlines.session()
     attempt = 0
     restarted = False
     while True:
         offset = part.stat().st_size if part.exists() else 0
         headers = {"Range": f"bytes={offset}-"} if offset else {}
+        watch: deadlines.Deadline | None = None
         try:
-            with http.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+            with deadlines.deadline(stall) as running, http.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+                watch = running
                 if resp.status_code == 416 and offset:  # nothing left to send: the part may be complete
                     pass
                 elif resp.status_code == 206 and offset:
                     if not resp.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
                         raise DownloadError(f"{url}: server answered Range {offset}- with {resp.headers.get('Content-Range')!r}")
-                    _stream(resp, part, "ab", offset, progress, dest.name)
+                    _stream(resp, part, "ab", offset, progress, dest.name, max_bytes, running)
                 elif resp.status_code == 200:
-                    _stream(resp, part, "wb", 0, progress, dest.name)  # no Range support: start over
+                    _stream(resp, part, "wb", 0, progress, dest.name, max_bytes, running)  # no Range support: start over
                 else:
                     raise DownloadError(f"{url}: HTTP {resp.status_code} {resp.reason}")
+                if running.expired:  # a body without Content-Length ends "cleanly" when its socket is shut
+                    raise requests.exceptions.ChunkedEncodingError(f"stalled: no data for {stall:g} s")
+        except _TooBig as exc:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{url}: {exc}; the partial file was removed") from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             attempt += 1
             if attempt > retries:
-                raise DownloadError(f"{url}: gave up after {retries} retries ({exc}); run again to resume from {part}") from None
+                why = f"stalled: no data for {stall:g} s" if watch is not None and watch.expired else str(exc)
+                raise DownloadError(f"{url}: gave up after {retries} retries ({why}); run again to resume from {part}") from None
             time.sleep(min(2.0**attempt, 30.0) * 0.1)
             continue
+        except OSError as exc:  # disk full, permissions: the .part is kept for a resume
+            raise DownloadError(f"{part}: cannot write the download ({exc.strerror or exc})") from None
         ok, why = _verify(part, sha256, md5)
         if ok:
             os.replace(part, dest)
@@ -119,11 +155,23 @@ def download(
         raise DownloadError(f"{url}: checksum mismatch ({why}); the partial file was removed")
 
 
-def _stream(resp: requests.Response, part: Path, mode: str, offset: int, progress: bool, label: str) -> None:
-    length = int(resp.headers.get("Content-Length") or 0)
+class _TooBig(Exception):
+    """The body goes past the download's cap."""
+
+
+def _stream(resp: requests.Response, part: Path, mode: str, offset: int, progress: bool, label: str, cap: int, watch: deadlines.Deadline) -> None:
+    declared = resp.headers.get("Content-Length") or ""
+    length = int(declared) if declared.isdigit() else 0
+    if offset + length > cap:
+        raise _TooBig(f"the server announces {offset + length} bytes, over the cap of {cap} bytes")
+    written = offset
     with open(part, mode) as fh, tqdm(total=offset + length or None, initial=offset, unit="B", unit_scale=True, desc=label, disable=not progress) as bar:
         for block in resp.iter_content(NET_CHUNK):
+            written += len(block)
+            if written > cap:
+                raise _TooBig(f"the body goes past the cap of {cap} bytes (stopped reading)")
             fh.write(block)
+            watch.touch()
             bar.update(len(block))
         fh.flush()
         os.fsync(fh.fileno())
@@ -283,12 +331,19 @@ def safe_extract(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, tmp, limit, max_members)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, tmp, limit, max_members)
-        else:
-            raise UnsafeArchiveError(f"{archive}: neither a tar nor a zip archive")
+        try:
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, tmp, limit, max_members)
+            elif tarfile.is_tarfile(archive):
+                _extract_tar(archive, tmp, limit, max_members)
+            else:
+                raise BadArchiveError(f"{archive}: neither a tar nor a zip archive (truncated or not an archive); nothing extracted")
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError) as exc:
+            raise BadArchiveError(f"{archive}: corrupt archive ({_why(exc)}); nothing extracted") from None
+        except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+            raise BadArchiveError(f"{archive}: members collide ({_why(exc)}); nothing extracted") from None
+        except OSError as exc:
+            raise BadArchiveError(f"{archive}: cannot extract into {dest} ({_why(exc)}); nothing extracted") from None
         _check_links(tmp, archive)
         tops = sorted(p.name for p in tmp.iterdir())
         for top in tops:
@@ -301,17 +356,37 @@ def safe_extract(
     return [dest / t for t in tops]
 
 
-def fetch(downloads: Iterable, extract_to: Union[str, Path], archive_dir: Union[str, Path], progress: bool = True) -> Path:
+def _why(exc: BaseException) -> str:
+    """An exception as a short reason, with the member's name when the OS error has one."""
+    if isinstance(exc, OSError) and exc.filename:
+        member = exc.filename2 or exc.filename  # os.symlink(target, member) names the member second
+        return f"{exc.strerror or type(exc).__name__}: {Path(os.fsdecode(member)).name}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def fetch(
+    downloads: Iterable,
+    extract_to: Union[str, Path],
+    archive_dir: Union[str, Path],
+    progress: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    stall: float = DEFAULT_STALL,
+) -> Path:
     """Download, verify and extract each of a dataset's archives into `extract_to`; returns `extract_to`.
 
     `downloads` are `daad.core.sources.Download`s (a source card's `downloads:`). Archives are kept in
-    `archive_dir` (a partial one resumes); an archive already extracted is not extracted again.
+    `archive_dir` (a partial one resumes); an archive already extracted is not extracted
+    again. Each download is capped at its pinned `size` when it has one, else `max_bytes`;
+    an archive whose pinned size is over `max_bytes` is refused before it is fetched.
     """
     extract_to, archive_dir = Path(extract_to).expanduser(), Path(archive_dir).expanduser()
     downloads = list(downloads)
     if not downloads:
         raise ValueError("nothing to download")
     for d in downloads:
-        path = download(d.url, archive_dir / d.filename, sha256=d.sha256, md5=d.md5, progress=progress)
+        if d.size and d.size > max_bytes:
+            raise DownloadError(f"{d.filename} is {d.size / 1e9:.1f} GB, over the cap of {max_bytes / 1e9:.1f} GB (raise --max-gb)")
+        cap = d.size or max_bytes
+        path = download(d.url, archive_dir / d.filename, sha256=d.sha256, md5=d.md5, progress=progress, max_bytes=cap, stall=stall)
         safe_extract(path, extract_to)
     return extract_to

@@ -11,6 +11,7 @@ import io
 import os
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +21,9 @@ import pytest
 from daad.core.catalog import Catalog
 from daad.collectors.datasets import collect_dataset
 from daad.collectors.datasets.base import Download
-from daad.collectors.download import DownloadError, UnsafeArchiveError, download, fetch, safe_extract
+from click.testing import CliRunner
+
+from daad.collectors.download import BadArchiveError, DownloadError, UnsafeArchiveError, download, fetch, safe_extract
 
 
 class _Server:
@@ -30,6 +33,8 @@ class _Server:
         self.files: dict[str, bytes] = {}
         self.flaky: set[str] = set()  # first GET of these is cut after half the body
         self.no_range: set[str] = set()  # these ignore Range and always send everything
+        self.no_length: set[str] = set()  # these are sent without Content-Length (read until close)
+        self.trickle: set[str] = set()  # these send their first 60 bytes one per 50 ms
         self.requests: list[tuple[str, str | None]] = []
         owner = self
 
@@ -57,8 +62,22 @@ class _Server:
                 else:
                     self.send_response(200)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
+                if self.path in owner.no_length:
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if self.path in owner.trickle:
+                    try:
+                        for i in range(min(60, len(body))):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                        self.wfile.write(body[60:])
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
                 if self.path in owner.flaky:
                     owner.flaky.discard(self.path)
                     self.wfile.write(body[: len(body) // 2])
@@ -274,3 +293,97 @@ def test_fetch_then_collect(server: _Server, shared_data: Path, tmp_path: Path, 
     assert len(server.requests) == 2  # the dropped first attempt and its resume
     fetch([dl], target, tmp_path / "archives", progress=False)  # verified archive kept, extraction marked done
     assert len(server.requests) == n
+
+
+# -- hostile servers and corrupt archives -------------------------------------------------------
+
+
+def test_a_body_without_content_length_is_capped_and_its_part_removed(server: _Server, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    server.files["/endless.tar"] = data
+    server.no_length.add("/endless.tar")
+    with pytest.raises(DownloadError, match="past the cap of 100000 bytes"):
+        download(server.url("/endless.tar"), tmp_path / "endless.tar", sha256=_sha(data), progress=False, max_bytes=100_000)
+    assert not (tmp_path / "endless.tar.part").exists() and not (tmp_path / "endless.tar").exists()
+    server.no_length.discard("/endless.tar")  # announced too big: refused before a byte is written
+    with pytest.raises(DownloadError, match="announces 300000 bytes"):
+        download(server.url("/endless.tar"), tmp_path / "endless.tar", sha256=_sha(data), progress=False, max_bytes=100_000)
+    assert not (tmp_path / "endless.tar.part").exists()
+
+
+def test_fetch_caps_by_the_pinned_size_and_refuses_one_over_max_bytes(server: _Server, tmp_path: Path) -> None:
+    data = os.urandom(50_000)
+    server.files["/ds.tar"] = data
+    server.no_length.add("/ds.tar")
+    pinned = Download(url=server.url("/ds.tar"), filename="ds.tar", sha256=_sha(data), size=20_000)  # the server sends more
+    with pytest.raises(DownloadError, match="past the cap of 20000 bytes"):
+        fetch([pinned], tmp_path / "out", tmp_path / "archives", progress=False)
+    assert not (tmp_path / "archives/ds.tar.part").exists()
+    huge = Download(url=server.url("/ds.tar"), filename="ds.tar", sha256=_sha(data), size=5_264_982_680)
+    with pytest.raises(DownloadError, match="5.3 GB, over the cap of 1.0 GB"):
+        fetch([huge], tmp_path / "out", tmp_path / "archives", progress=False, max_bytes=10**9)
+    assert len(server.requests) == 1
+
+
+def test_a_stalling_download_is_cut_off_and_its_part_kept_for_a_resume(server: _Server, tmp_path: Path) -> None:
+    data = os.urandom(100_000)
+    server.files["/slow.zip"] = data
+    server.trickle.add("/slow.zip")  # without a stall limit this download would succeed after 3 s
+    with pytest.raises(DownloadError, match="stalled: no data for 0.3 s"):
+        download(server.url("/slow.zip"), tmp_path / "slow.zip", sha256=_sha(data), progress=False, retries=1, stall=0.3)
+    assert len(server.requests) == 2 and not (tmp_path / "slow.zip").exists()
+    server.trickle.discard("/slow.zip")
+    download(server.url("/slow.zip"), tmp_path / "slow.zip", sha256=_sha(data), progress=False)  # the next run completes it
+    assert (tmp_path / "slow.zip").read_bytes() == data
+
+
+def _bad_crc_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("ds/a.txt", b"A" * 1000)
+    raw = bytearray(buf.getvalue())
+    raw[raw.index(b"A" * 1000) + 500] = ord("B")  # the member's bytes no longer match its CRC
+    return bytes(raw)
+
+
+def _dir(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
+
+
+CORRUPT = [
+    ("truncated.tar.gz", lambda: _tar([("ds/a.bin", os.urandom(200_000)), ("ds/b.bin", os.urandom(200_000))])[:150_000], "corrupt archive"),
+    ("badcrc.zip", _bad_crc_zip, "corrupt archive (BadZipFile"),
+    ("file_then_link.tar", lambda: _tar([("ds/x", b"x"), _link("ds/x", "y")], "w"), "members collide (File exists: x)"),
+    ("dir_then_file.tar", lambda: _tar([_dir("ds/x"), ("ds/x", b"x")], "w"), "members collide (Is a directory: x)"),
+    ("not_an_archive.zip", lambda: b"<html>mirror error page</html>", "neither a tar nor a zip"),
+]
+
+
+@pytest.mark.parametrize("name, archive, why", CORRUPT)
+def test_corrupt_archives_fail_with_one_error_naming_the_file(tmp_path: Path, name: str, archive, why: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(archive())
+    out = tmp_path / "out"
+    with pytest.raises(BadArchiveError) as e:
+        safe_extract(path, out)
+    assert str(e.value).startswith(f"{path}: ") and why in str(e.value) and "nothing extracted" in str(e.value)
+    assert list(out.iterdir()) == [], "something was left half-written"
+
+
+def test_cli_download_of_a_corrupt_archive_is_one_error_line(server: _Server, tmp_path: Path, daad_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a curator sees when the publisher's server hands out a truncated .tar.gz that matches its pin."""
+    from daad.cli import main
+    from daad.collectors.datasets import get_adapter
+
+    data = _tar([("ds/a.bin", os.urandom(200_000)), ("ds/b.bin", os.urandom(200_000))])[:150_000]
+    server.files["/btad.tar.gz"] = data
+    adapter = get_adapter("btad")
+    monkeypatch.setattr(type(adapter), "downloads", (Download(url=server.url("/btad.tar.gz"), filename="btad.tar.gz", sha256=_sha(data)),))
+    res = CliRunner().invoke(main, ["collect", "dataset", "btad", str(tmp_path / "btad"), "--download", "--dest", str(tmp_path / "arch"), "--quiet"],
+                             env={"DAAD_HOME": str(daad_home)})
+    assert res.exit_code == 1 and "Aborted" not in res.output and "Traceback" not in res.output, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {tmp_path / 'arch' / 'btad.tar.gz'}: corrupt archive"), res.output
+    assert list((tmp_path / "btad").iterdir()) == []

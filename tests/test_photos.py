@@ -204,3 +204,149 @@ def test_heic_phone_photo(tmp_path: Path, shared_data: Path, catalog: Catalog, s
     assert report.count("added") == 1
     (rec,) = catalog.find()
     assert rec.anomaly_class == "pits" and (rec.width, rec.height) == (480, 320)
+
+
+# -- hostile file names, special files, empty masks, leftovers --------------------------------
+
+
+def _shrunk(src: Path, dest: Path, mask: bool = False) -> Path:
+    """A 128x128 copy of a real image (nearest-neighbour for masks, so they stay binary)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    Image.open(src).resize((128, 128), Image.Resampling.NEAREST if mask else Image.Resampling.BILINEAR).save(dest)
+    return dest
+
+
+def _capsules(shared_data: Path, tmp_path: Path) -> list[tuple[Path, Path]]:
+    """Real capsule images with their real masks, shrunk to 128x128 (small and fast; distinct pixels)."""
+    mv = shared_data / "mvtec_ad" / "capsule"
+    out = []
+    for d, n in [("crack", "001"), ("crack", "010"), ("poke", "000"), ("poke", "006"), ("poke", "012"), ("scratch", "002")]:
+        img = _shrunk(mv / f"test/{d}/{n}.png", tmp_path / "src" / f"{d}{n}.png")
+        out.append((img, _shrunk(mv / f"ground_truth/{d}/{n}_mask.png", tmp_path / "src" / f"{d}{n}_m.png", mask=True)))
+    return out
+
+
+def test_mask_names_are_matched_literally_not_as_glob_patterns(tmp_path: Path, catalog: Catalog, store: MediaStore, shared_data: Path) -> None:
+    root = tmp_path / "photos" / "crack"
+    root.mkdir(parents=True)
+    (i1, m1), (i2, _), (i3, m3), (i4, _), (i5, m5), _ = _capsules(shared_data, tmp_path)
+    shutil.copy(i1, root / "a.png")
+    shutil.copy(m1, root / "a_mask.png")  # a.png's mask; the glob [ab]_mask.* matched it too
+    shutil.copy(i2, root / "[ab].png")  # no mask of its own
+    shutil.copy(i3, root / "q1.png")
+    shutil.copy(m3, root / "q1_mask.png")  # q1.png's mask; the glob q?_mask.* matched it too
+    shutil.copy(i4, root / "q?.png")  # no mask of its own
+    shutil.copy(i5, root / "c*.png")
+    shutil.copy(m5, root / "c*_mask.png")  # its own mask, with glob characters in the name
+    collect_photos(tmp_path / "photos", catalog, store, progress=False)
+    status = {r.origin_ref: r.mask_status for r in catalog}
+    assert status == {"crack/a.png": "annotated", "crack/[ab].png": "missing", "crack/q1.png": "annotated",
+                      "crack/q?.png": "missing", "crack/c*.png": "annotated"}
+    by_ref = {r.origin_ref: r for r in catalog}
+    stored = np.asarray(Image.open(store.mask_path(by_ref["crack/c*.png"].mask_sha))) > 0
+    assert (stored == (np.asarray(Image.open(m5)) > 0)).all()
+
+
+def test_empty_masks_are_refused_in_photos_masks_import_and_datasets(tmp_path: Path, catalog: Catalog, store: MediaStore, shared_data: Path) -> None:
+    from daad.collectors.datasets import collect_dataset
+    from daad.curate.mask_import import import_masks
+
+    (img, mask), (img2, _) = _capsules(shared_data, tmp_path)[:2]
+    zeros = Image.fromarray(np.zeros((128, 128), np.uint8), "L")
+    photos = tmp_path / "photos" / "crack"
+    photos.mkdir(parents=True)
+    shutil.copy(img, photos / "cap.png")
+    zeros.save(photos / "cap_mask.png")
+    report = collect_photos(tmp_path / "photos", catalog, store, progress=False)
+    assert report.count("bad") == 1 and len(catalog) == 0
+    assert "cap_mask.png is empty (all zero): an anomaly mask that marks no anomaly" in report.bad[0].reason
+    assert report.bad[0].name.endswith("cap.png")
+    assert not list((store.root / "images").rglob("*.png")), "the refused photo's image was stored"
+
+    # masks import: a mask-less sample gets an empty mask -> bad, nothing attached
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    shutil.copy(img2, loose / "cap2.png")
+    collect_photos(loose, catalog, store, progress=False)
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    zeros.save(drawn / "cap2_mask.png")
+    mreport = import_masks(drawn, catalog, store, progress=False)
+    assert mreport.count("bad") == 1 and "empty (all zero)" in mreport.outcomes[0].reason
+    assert catalog.find()[0].mask_status == "missing"
+
+    # a dataset's anomalous image whose ground-truth mask is empty: bad, not collected
+    root = tmp_path / "mvtec"
+    mv = shared_data / "mvtec_ad" / "capsule"
+    for n in ("001", "010"):
+        _shrunk(mv / f"test/crack/{n}.png", root / f"capsule/test/crack/{n}.png")
+        _shrunk(mv / f"ground_truth/crack/{n}_mask.png", root / f"capsule/ground_truth/crack/{n}_mask.png", mask=True)
+    _shrunk(mv / "test/good/001.png", root / "capsule/test/good/001.png")
+    empty = root / "capsule/ground_truth/crack/001_mask.png"
+    zeros.save(empty)
+    dreport = collect_dataset("mvtec_ad", root, catalog=catalog, store=store, progress=False)
+    assert [o.name for o in dreport.bad] == [str(root / "capsule/test/crack/001.png")]
+    assert "001_mask.png is empty" in dreport.bad[0].reason
+    assert not [r for r in catalog.find(origin="mvtec_ad") if r.origin_ref == "capsule/test/crack/001.png"]
+
+
+def test_hostile_file_names_and_special_files(tmp_path: Path, daad_home: Path, shared_data: Path) -> None:
+    """A Latin-1 name, a FIFO named *.png, a name with a newline: one run, no traceback, no hang."""
+    root = tmp_path / "photos"
+    (root / "crack").mkdir(parents=True)
+    pairs = _capsules(shared_data, tmp_path)
+    latin1 = os.fsdecode(b"r\xe9sistance.png")  # not valid UTF-8
+    shutil.copy(pairs[0][0], root / "crack" / latin1)
+    shutil.copy(pairs[1][0], root / "crack" / "ok.png")
+    os.mkfifo(root / "crack" / "pipe.png")
+    (root / "crack" / "x.png\nadded: forged.png").write_text("not an image")
+    env = {**os.environ, "DAAD_HOME": str(daad_home), "PYTHONIOENCODING": "utf-8"}
+    res = subprocess.run([sys.executable, "-m", "daad", "collect", "photos", str(root), "--quiet"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    lines = res.stdout.splitlines()
+    assert not any(ln.startswith("added: forged") for ln in lines), "a file name forged a report line"
+    assert any(ln.startswith("bad: '") and "x.png\\nadded: forged.png'" in ln for ln in lines), res.stdout
+    assert any(ln.startswith("skipped: ") and "pipe.png: not a regular file (a FIFO)" in ln for ln in lines), res.stdout
+    cat = Catalog(daad_home)
+    refs = sorted(r.origin_ref for r in cat)
+    assert refs == ["crack/ok.png", "crack/r\\xe9sistance.png"]
+    stored = list((daad_home / "media" / "images").rglob("*.png"))
+    assert len(stored) == len(cat) == 2, "an image was stored without its record"
+
+
+def test_stale_temp_files_are_cleaned_by_the_next_collect(tmp_path: Path, catalog: Catalog, store: MediaStore, shared_data: Path) -> None:
+    from daad.core import media_store
+
+    folder = store.root / "images" / "ab"
+    folder.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    host = media_store._HOST
+    killed = folder / f".tmp-{host}-{dead.stdout.strip()}-abc123.png"  # its writer is gone
+    old = folder / ".tmp-0f0f0f-1-old999.png"  # another host's, an hour old
+    live = folder / f".tmp-{host}-{os.getpid()}-live00.png"  # a live writer's, fresh: kept
+    other_host_fresh = folder / ".tmp-0f0f0f-1-fresh0.png"  # another host's, fresh: kept
+    for f in (killed, old, live, other_host_fresh):
+        f.write_bytes(b"partial")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    photos = tmp_path / "p"
+    photos.mkdir()
+    shutil.copy(_capsules(shared_data, tmp_path)[0][0], photos / "one.png")
+    collect_photos(photos, catalog, store, progress=False)
+    assert not killed.exists() and not old.exists()
+    assert live.exists() and other_host_fresh.exists()
+
+
+def test_a_licence_not_understood_is_refused_before_collecting(tmp_path: Path, daad_home: Path, shared_data: Path) -> None:
+    from click.testing import CliRunner
+
+    from daad.cli import main
+
+    (tmp_path / "p").mkdir()
+    shutil.copy(_capsules(shared_data, tmp_path)[0][0], tmp_path / "p" / "one.png")
+    for lic in ("CC-BY-4.0-NC", "All rights reserved. Not https://creativecommons.org/licenses/by/4.0"):
+        res = CliRunner().invoke(main, ["collect", "photos", str(tmp_path / "p"), "--license", lic, "--quiet"], env={"DAAD_HOME": str(daad_home)})
+        assert res.exit_code == 1 and res.output.startswith("Error: licence ") and "not understood" in res.output, res.output
+    assert len(Catalog(daad_home)) == 0
+    ok = CliRunner().invoke(main, ["collect", "photos", str(tmp_path / "p"), "--license", "cc-by-sa-4.0", "--quiet"], env={"DAAD_HOME": str(daad_home)})
+    assert ok.exit_code == 0 and [r.license for r in Catalog(daad_home)] == ["CC-BY-SA-4.0"]

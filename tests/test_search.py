@@ -50,6 +50,10 @@ class SearchServer:
         self.wikimedia_pages: list[list[dict]] = []
         self.flickr_pages: list[list[dict]] = []
         self.api_down = 0  # the next N API requests answer 503
+        self.openverse_page_count: object = None  # what Openverse answers claim instead of the real page count
+        self.endless_nd: bool = False  # Openverse: every page has one no-derivatives result, for ever
+        self.throttle: list[bytes] = []  # the next API requests answer 429 with these bodies (no Retry-After)
+        self.image_delay = 0.0  # seconds before each image answer
         handler = self._handler()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
@@ -98,6 +102,10 @@ class SearchServer:
                 if srv.api_down and not parts.path.startswith("/img/"):
                     srv.api_down -= 1
                     return self._send(503, b"maintenance", "text/plain")
+                if srv.throttle and not parts.path.startswith(("/img/", "/trickle")):
+                    return self._send(429, srv.throttle.pop(0), "application/json")
+                if parts.path.startswith("/trickle"):
+                    return self._trickle(parts.path)
                 if parts.path == "/v1/images/":
                     return self._openverse(q)
                 if parts.path == "/w/api.php":
@@ -112,7 +120,32 @@ class SearchServer:
                 page, size = int(q.get("page", 1)), int(q.get("page_size", 20))
                 pages = srv.openverse_pages
                 results = pages[page - 1] if page <= len(pages) else []
-                self._json({"result_count": sum(map(len, pages)), "page_count": len(pages), "page_size": size, "page": page, "results": results})
+                count = len(pages) if srv.openverse_page_count is None else srv.openverse_page_count
+                if srv.endless_nd:
+                    results, count = [ov(f"nd{page}.jpg", "by-nd", "4.0", srv.base)], 1e9
+                self._json({"result_count": sum(map(len, pages)), "page_count": count, "page_size": size, "page": page, "results": results})
+
+            def _trickle(self, path: str) -> None:
+                """/trickle-head/<img>: headers one byte per 50 ms; /trickle-body/<img>: the body so.
+                At most 80 bytes are trickled, then the rest comes at once: without a deadline
+                the request succeeds after 4 s, which is what the tests tell apart."""
+                data = srv.images["good1.jpg"]
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\nX-Pad: {'x' * 80}\r\n\r\n".encode()
+                slow_head = path.startswith("/trickle-head/")
+                payload = head + data
+                start = 0 if slow_head else len(head)
+                try:
+                    self.wfile.write(payload[:start])
+                    self.wfile.flush()
+                    for i in range(start, start + 80):
+                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    self.wfile.write(payload[start + 80:])
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    srv.log.append((time.monotonic(), "cut off: " + path, {}))
+                self.close_connection = True
 
             def _wikimedia(self, q: dict) -> None:
                 offset = int(q.get("gsroffset", 0) or 0)
@@ -136,6 +169,7 @@ class SearchServer:
                 self._json({"photos": {"page": page, "pages": len(pages), "perpage": 100, "total": total, "photo": photos}, "stat": "ok"})
 
             def _image(self, name: str) -> None:
+                time.sleep(srv.image_delay)
                 if name.startswith("ratelimited-") and name not in srv.failed_once:
                     srv.failed_once.add(name)
                     return self._send(429, b"slow down", "text/plain", {"Retry-After": "1"})
@@ -238,7 +272,8 @@ def test_openverse_collects_licensed_images_skips_the_rest_and_rerun_adds_nothin
     assert "text/html is not an image" in by_name["page.html"].reason
     assert "non-public address" in by_name["redirect-private.png"].reason and "localhost" in by_name["redirect-private.png"].reason
     assert "size cap" in by_name["huge.png"].reason
-    assert "only http and https" in by_name["passwd"].reason
+    ftp = next(o for o in report.bad if o.name == "openverse result id-ftp.jpg on page 1")
+    assert "field 'url' is not a valid http(s) URL: 'file:///etc/passwd'" in ftp.reason
     assert not server.hits("/img/secret.png"), "the redirect target on a private host was contacted"
     assert not server.hits("/img/nd.jpg") and not server.hits("/img/nc.jpg"), "unlicensed images were downloaded"
 
@@ -280,7 +315,8 @@ def test_limit_stops_mid_page_and_a_larger_limit_resumes_without_refetching(serv
     assert first.count("added") == 2 and not first.exhausted
     assert len(server.hits("/img/")) == 2
     st = catalog.get_state(state_key("openverse", "crack", False))
-    assert st["added"] == 2 and len(st["queue"]) == 1 and st["cursor"] == 2
+    assert catalog.count_meta("openverse", "search", state_key("openverse", "crack", False)) == 2
+    assert len(st["queue"]) == 1 and st["cursor"] == 2
     same = collect_search("crack", "openverse", "crack", 2, **kw)
     assert same.outcomes == [] and same.requests == 0
     more = collect_search("crack", "openverse", "crack", 10, **kw)
@@ -462,3 +498,118 @@ def test_credentials_from_config_file_env_wins_and_repr_hides_secrets(tmp_path, 
     conf.chmod(0o644)
     with pytest.warns(UserWarning, match="readable by other users"):
         load_credentials(tmp_path)
+
+
+# -- hostile servers: slow, endless, malformed, throttled, concurrent -------------------------
+
+
+@pytest.mark.parametrize("phase", ["head", "body"])
+def test_a_trickling_server_is_cut_off_at_the_deadline(server, phase):
+    s = PoliteSession(fast(trusted_hosts=frozenset({"127.0.0.1"}), deadline=0.5))
+    with pytest.raises(FetchError) as e:
+        s.get_image(f"{server.base}/trickle-{phase}/good1.jpg")
+    assert "deadline of 0.5 s" in e.value.reason and e.value.transient
+    assert len(server.hits(f"/trickle-{phase}/")) == 1, "a deadline that fired was retried"
+
+
+def test_a_trickled_image_does_not_hold_the_collect(server, catalog, store):
+    b = server.base
+    server.openverse_pages = [[{**ov("slow.jpg", "by", "4.0", b), "url": f"{b}/trickle-body/good1.jpg"}, ov("good2.jpg", "by", "4.0", b)]]
+    report = collect_search("dent", "openverse", "pits", 10, catalog=catalog, store=store, endpoint=f"{b}/v1/images/",
+                            http_config=fast(deadline=0.5), credentials=Credentials(), progress=False)
+    assert report.count("added") == 1 and report.retry_later == [f"{b}/trickle-body/good1.jpg"]
+    assert "deadline" in report.bad[0].reason
+
+
+def test_an_endless_api_of_skipped_results_is_paged_only_up_to_the_budget(server, catalog, store):
+    server.endless_nd = True
+    kw = dict(catalog=catalog, store=store, endpoint=f"{server.base}/v1/images/", http_config=fast(), credentials=Credentials(), progress=False)
+    report = collect_search("scratch", "openverse", "scratch", 10, max_pages=3, **kw)
+    assert report.pages == 3 and report.page_budget_hit and not report.exhausted and report.count("skipped") == 3
+    assert "budget of 3 pages: run again to continue" in report.summary()
+    again = collect_search("scratch", "openverse", "scratch", 10, max_pages=2, **kw)
+    assert [h[1].split("page=")[1].split("&")[0] for h in server.hits("/v1/images/")] == ["1", "2", "3", "4", "5"]
+    assert again.pages == 2
+
+
+def test_malformed_results_are_bad_items_naming_the_field_and_the_page_goes_on(server, catalog, store):
+    b = server.base
+    server.openverse_page_count = "many"
+    server.openverse_pages = [[
+        {**ov("a.jpg", "by", "4.0", b), "url": 123},
+        {**ov("b.jpg", "by", "4.0", b), "license": 4},
+        {**ov("c.jpg", "by", "4.0", b), "license": ["by", "by-sa"]},
+        {**ov("d.jpg", "by", "4.0", b), "url": "http://[::1/x.jpg"},
+        {**ov("e.jpg", "by", "4.0", b), "url": "not a url"},
+        {**ov("f.jpg", "by", "4.0", b), "url": f"{b}:notaport/img/f.jpg"},
+        {**ov("g.jpg", "by", "4.0", b), "title": {"en": "nested"}},
+        "just a string",
+        ov("good1.jpg", "by", "4.0", b),
+    ], [ov("good2.jpg", "by", "4.0", b)]]
+    report = collect_search("crack", "openverse", "crack", 10, catalog=catalog, store=store, endpoint=f"{b}/v1/images/",
+                            http_config=fast(), credentials=Credentials(), progress=False)
+    bad = {o.name: o.reason for o in report.bad}
+    assert "field 'url' is int 123, expected a string" in bad["openverse result id-a.jpg on page 1"]
+    assert "field 'license' is int 4" in bad["openverse result id-b.jpg on page 1"]
+    assert "field 'license' is list" in bad["openverse result id-c.jpg on page 1"]
+    assert "field 'url' is not a valid URL" in bad["openverse result id-d.jpg on page 1"]
+    assert "field 'url' is not a valid http(s) URL" in bad["openverse result id-e.jpg on page 1"]
+    assert "field 'url' is not a valid URL" in bad["openverse result id-f.jpg on page 1"]
+    assert "field 'title' is dict" in bad["openverse result id-g.jpg on page 1"]
+    assert "result is str 'just a string'" in bad["openverse result #8 on page 1"]
+    assert "field 'page_count' is 'many'" in bad["openverse page 1"]
+    assert report.count("added") == 2  # the page went on, and so did paging
+    assert len(catalog) == 2 and len(server.hits("/img/")) == 2
+
+
+def test_openverse_throttle_in_the_body_stops_with_when_to_resume(server, daad_home):
+    from daad.cli import main
+
+    b = server.base
+    server.openverse_pages = [[ov("good1.jpg", "by", "4.0", b)]]
+    server.throttle = [b'{"detail":"Request was throttled. Expected available in 3600 seconds."}']
+    args = ["collect", "search", "pits", "--provider", "openverse", "--class", "pits", "--endpoint", f"{b}/v1/images/", "--rate", "0", "--backoff", "0.01", "--quiet"]
+    res = CliRunner().invoke(main, args, env={"DAAD_HOME": str(daad_home)})
+    assert res.exit_code == 1 and "asks to wait 3600 s" in res.output and "run again after" in res.output, res.output
+    assert len(server.hits("/v1/images/")) == 1, "the closed quota was asked again"
+    # A short wait in the body is waited for, then the request goes through.
+    server.throttle = [b'{"detail":"Request was throttled. Expected available in 1 second."}']
+    ok = CliRunner().invoke(main, args, env={"DAAD_HOME": str(daad_home)})
+    assert ok.exit_code == 0 and "1/50 added" in ok.output, ok.output
+    assert len(server.hits("/v1/images/")) == 3
+
+
+def test_openverse_without_attribution_gets_one_built(server, catalog, store):
+    b = server.base
+    res = ov("good1.jpg", "by", "2.0", b)
+    del res["attribution"]
+    server.openverse_pages = [[res, {**ov("good2.jpg", "cc0", "1.0", b), "attribution": None, "title": "", "creator": ""}]]
+    collect_search("pits", "openverse", "pits", 5, catalog=catalog, store=store, endpoint=f"{b}/v1/images/", http_config=fast(),
+                   credentials=Credentials(), progress=False)
+    got = {r.origin_ref.rsplit("/", 1)[-1]: r.attribution for r in catalog.find(origin="openverse")}
+    assert got["good1.jpg"] == '"Scratch good1.jpg" by Jane Doe, CC-BY-2.0, via Openverse (flickr) (https://www.flickr.com/photos/someone/good1.jpg)'
+    assert got["good2.jpg"] == "Image, CC0-1.0, via Openverse (flickr) (https://www.flickr.com/photos/someone/good2.jpg)"
+
+
+def test_two_processes_on_the_same_query_download_each_url_once_and_count_every_addition(server, daad_home):
+    import subprocess
+    import sys
+
+    b = server.base
+    server.image_delay = 0.3  # each download takes a while, so the runs overlap
+    server.openverse_pages = [[ov(f"good{i}.jpg", "by", "4.0", b) for i in range(1, 6)]]
+    cmd = [sys.executable, "-c", "from daad.cli import main; main()", "collect", "search", "weld crack", "--provider", "openverse", "--class", "crack",
+           "--limit", "5", "--endpoint", f"{b}/v1/images/", "--rate", "0", "--quiet"]
+    import os
+
+    env = {**os.environ, "DAAD_HOME": str(daad_home)}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    downloads = sorted(h[1] for h in server.hits("/img/"))
+    assert downloads == [f"/img/good{i}.jpg" for i in range(1, 6)], f"downloaded more than once: {downloads}"
+    assert all("5/5 added by this query so far" in o[0] for o in outs), outs
+    from daad.core.catalog import Catalog
+
+    cat = Catalog(daad_home)
+    assert len(cat) == 5 and cat.count_meta("openverse", "search", state_key("openverse", "weld crack", False)) == 5

@@ -17,6 +17,7 @@ from daad.core.errors import LayoutError
 from daad.core.ingest import CollectReport, ingest
 from daad.core.text_table import format_table
 from daad.core.media_store import MediaStore
+from daad.core.names import one_line, shown
 
 
 def _looks_like(root: Path, exclude: str) -> str:
@@ -92,6 +93,7 @@ def collect_dataset(
     mapping = adapter.mapping(mapping_file)
     catalog = catalog if catalog is not None else Catalog()
     store = store if store is not None else MediaStore(catalog.home)
+    store.clean_stale_temps()
     items = list(adapter.iter_items(root, mapping))
     return ingest(items, catalog, store, progress=progress, total=len(items), desc=adapter.name)
 
@@ -113,6 +115,6 @@ def summary(report: CollectReport) -> str:
     skipped = Counter(o.reason for o in report.outcomes if o.status == "skipped")
     if skipped:
         lines.append("unmapped (skipped), by source label:")
-        lines.extend(f"  {n:5d}  {reason}" for reason, n in sorted(skipped.items()))
-    lines.extend(f"bad: {o.name}: {o.reason}" for o in report.bad)
+        lines.extend(f"  {n:5d}  {one_line(reason)}" for reason, n in sorted(skipped.items()))
+    lines.extend(f"bad: {shown(o.name)}: {one_line(o.reason)}" for o in report.bad)
     return "\n".join(lines)

@@ -3,12 +3,23 @@
 How a query resumes: its progress lives in the catalog's state table under
 `search:<provider>:<free|nc>:<query>`: the cursor of the next page, whether the API ran
 out of results, results fetched but not handled yet (the rest of a page when the limit
-was reached), results whose download failed transiently (retried first on the next run),
-and how many images the query has added. Every URL tried is recorded (`seen_urls`), so
-an image is never downloaded twice, whatever query or run finds it again.
+was reached), and results whose download failed transiently (retried first on the next
+run). Every URL tried is recorded (`seen_urls`), so an image is never downloaded twice,
+whatever query or run finds it again.
 
-`limit` counts images *added by this query across runs*: a re-run with the same limit
+`limit` counts images *added by this query across runs*, counted from the catalog (each
+record keeps its query's state key in `meta.search`), so a run killed between storing an
+image and saving the state loses nothing from the count. A re-run with the same limit
 does nothing (no request is sent); a larger limit continues where the last run stopped.
+
+Two runs of the same query at once: the query's state is taken under a lock
+(`DAAD_HOME/locks/`, see daad.core.locks) for the whole run, so the second one waits,
+says so, then resumes from where the first stopped; nothing is downloaded twice and no
+addition is lost. Different queries run in parallel freely.
+
+Budgets: `max_pages` API pages per run (an API that claims a billion pages of results
+that are all skipped must not be paged for ever; the next run continues), and the HTTP
+layer's per-request deadline. A malformed result is one bad item; the page goes on.
 
 Licences: only results whose licence allows redistribution and derivatives are
 downloaded (CC0, PDM, CC BY, CC BY-SA; CC BY-NC(-SA) with `allow_nc`); the rest are
@@ -18,13 +29,16 @@ reported as skipped with the reason, without a download.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from daad.core import licenses, taxonomy
+from daad.core import licenses, locks, taxonomy
 from daad.core.catalog import Catalog
 from daad.collectors.search.base import PROVIDERS, SearchResult, make_provider
 from daad.collectors.search.credentials import Credentials, load_credentials, user_agent
@@ -33,6 +47,7 @@ from daad.core.errors import BadItemError
 from daad.core.ingest import CollectReport, Item, Outcome, ingest_one
 from daad.core.media_store import MediaStore
 
+DEFAULT_MAX_PAGES = 100  # per run: 2,000 Openverse or Wikimedia results, far more than a limit of 50 needs
 RASTER_PREFIXES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "image/tiff", "image/bmp", "image/gif")
 
 
@@ -48,10 +63,13 @@ class SearchReport(CollectReport):
     pages: int = 0  # pages fetched in this run
     requests: int = 0  # HTTP requests sent in this run
     retry_later: list[str] = field(default_factory=list)
+    page_budget_hit: bool = False
 
     def summary(self) -> str:
         state = "no more results" if self.exhausted else ("limit reached" if self.added_total >= self.limit else "more results left")
         tail = f"{self.provider} {self.query!r}: {self.added_total}/{self.limit} added by this query so far ({state}); {self.pages} page(s), {self.requests} request(s) this run"
+        if self.page_budget_hit:
+            tail += f"; stopped at this run's budget of {self.pages} pages: run again to continue"
         if self.retry_later:
             tail += f"; {len(self.retry_later)} download(s) failed for now and will be retried on the next run"
         return super().summary() + "\n" + tail
@@ -59,6 +77,14 @@ class SearchReport(CollectReport):
 
 def state_key(provider: str, query: str, allow_nc: bool) -> str:
     return f"search:{provider}:{'nc' if allow_nc else 'free'}:{' '.join(query.lower().split())}"
+
+
+def _lock_path(catalog: Catalog, key: str) -> Path:
+    return catalog.home / "locks" / f"search-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+
+
+def _waiting(holder: str) -> None:
+    print(f"another run of this query is in progress ({holder}); waiting for it to finish...", file=sys.stderr)
 
 
 def _raster(mime: str) -> bool:
@@ -77,17 +103,20 @@ def collect_search(
     http_config: HttpConfig | None = None,
     credentials: Credentials | None = None,
     progress: bool = True,
+    max_pages: int = DEFAULT_MAX_PAGES,
 ) -> SearchReport:
     """Search `provider` for `query` and add up to `limit` licensed images (this query's total) as `anomaly_class`.
 
-    Raises FetchError or ValueError when the API itself fails (after retries); everything
-    done until then is kept and the next run resumes from there.
+    Fetches at most `max_pages` API pages in this run. Raises FetchError or ValueError
+    when the API itself fails (after retries); everything done until then is kept and
+    the next run resumes from there.
     """
     if provider not in PROVIDERS:
         raise ValueError(f"unknown search provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
     cls = taxonomy.check_class(anomaly_class)
     catalog = catalog if catalog is not None else Catalog()
     store = store if store is not None else MediaStore(catalog.home)
+    store.clean_stale_temps()
     creds = credentials or load_credentials(catalog.home)
     if http_config is None:
         http_config = HttpConfig(user_agent=user_agent(creds.contact))
@@ -97,17 +126,29 @@ def collect_search(
     api = make_provider(provider, http, endpoint, token=creds.openverse_token, api_key=creds.flickr_api_key)
 
     key = state_key(provider, query, allow_nc)
-    st: dict[str, Any] = {"cursor": None, "exhausted": False, "added": 0, "queue": [], "retry": [], **catalog.get_state(key, {})}
+    with locks.exclusive(_lock_path(catalog, key), on_wait=_waiting):
+        return _run(query, provider, cls, limit, catalog, store, api, http, key, allow_nc, progress, max_pages)
+
+
+def _run(
+    query: str, provider: str, cls: str, limit: int, catalog: Catalog, store: MediaStore, api: Any, http: PoliteSession,
+    key: str, allow_nc: bool, progress: bool, max_pages: int,
+) -> SearchReport:
+    """The query's run, with its state held under the query's lock."""
+    st: dict[str, Any] = {"cursor": None, "exhausted": False, "queue": [], "retry": [], **catalog.get_state(key, {})}
+    st.pop("added", None)  # catalogs from before the count moved to the records
     st["queue"] = st["retry"] + st["queue"]  # last run's transient failures first
     st["retry"] = []
+    added = catalog.count_meta(provider, "search", key)
     report = SearchReport(provider=provider, query=query, limit=limit)
-    bar = tqdm(total=limit, initial=min(st["added"], limit), desc=f"{provider} {query}", unit="img", disable=not progress)
+    bar = tqdm(total=limit, initial=min(added, limit), desc=f"{provider} {query}", unit="img", disable=not progress)
 
     def handle(res: SearchResult) -> Outcome:
         name = res.image_url
         ok, why = licenses.collectable(res.license, allow_nc)
         if not ok:
-            return Outcome(name, "skipped", reason=f"licence {res.license or '(none)'}: {why}", anomaly_class=cls)
+            said = f" ({res.license_text})" if res.license_text else ""
+            return Outcome(name, "skipped", reason=f"licence {res.license or '(none)'}{said}: {why}", anomaly_class=cls)
         if not _raster(res.mime):
             return Outcome(name, "skipped", reason=f"{res.mime} is not a raster image", anomaly_class=cls)
         seen = catalog.url_seen(provider, name)
@@ -143,6 +184,7 @@ def collect_search(
                 "title": res.title,
                 "query": query,
                 "search_id": res.id,
+                "search": key,
             },
         )
         try:
@@ -155,28 +197,33 @@ def collect_search(
         return out
 
     try:
-        while st["added"] < limit:
+        while added < limit:
             if st["queue"]:
                 res = SearchResult(**st["queue"].pop(0))
                 out = handle(res)
                 report.add(out)
                 if out.status == "added":
-                    st["added"] += 1
+                    added += 1
                     bar.update(1)
                 catalog.set_state(key, st)
                 continue
             if st["exhausted"]:
+                break
+            if report.pages >= max_pages:
+                report.page_budget_hit = True
                 break
             try:
                 page = api.page(query, st["cursor"], allow_nc)
             except (KeyError, TypeError, AttributeError) as exc:
                 raise ValueError(f"{provider}: unexpected answer from {getattr(api, 'endpoint', provider)} ({type(exc).__name__}: {exc})") from None
             report.pages += 1
+            for name, reason in page.bad:
+                report.add(Outcome(name, "bad", reason=reason, anomaly_class=cls))
             st["queue"] = [r.to_dict() for r in page.results]
             st["cursor"], st["exhausted"] = page.next_cursor, page.next_cursor is None
             catalog.set_state(key, st)
     finally:
         bar.close()
         catalog.set_state(key, st)
-        report.added_total, report.exhausted, report.requests = st["added"], st["exhausted"] and not st["queue"], http.requests_made
+        report.added_total, report.exhausted, report.requests = added, st["exhausted"] and not st["queue"], http.requests_made
     return report

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from daad.core import licenses
-from daad.collectors.search.base import Page, SearchResult, attribution_line
+from daad.collectors.search.base import BadResult, Page, SearchResult, attribution_line, count_field, id_field, parse_each, text_field, url_field
 from daad.collectors.search.http import PoliteSession
 
 DEFAULT_ENDPOINT = "https://api.flickr.com/services/rest/"
@@ -62,19 +62,28 @@ class Flickr:
             media="photos",
             sort="relevance",
         )["photos"]
-        results = [r for r in (self._result(p) for p in data.get("photo", [])) if r is not None]
-        more = page < int(data.get("pages") or 0)
-        return Page(results, page + 1 if more else None)
+        photos = data.get("photo", [])
+        if not isinstance(photos, list):
+            raise ValueError(f"{self.endpoint}: 'photos.photo' is {type(photos).__name__}, expected a list")
+        results, bad = parse_each(photos, self._result, lambda p, i: f"flickr photo {p.get('id') if isinstance(p, dict) else '#' + str(i + 1)} on page {page}")
+        pages = count_field(data, "pages")
+        if pages is None:
+            bad.append((f"flickr page {page}", f"field 'pages' is {data.get('pages')!r}, expected a number; going on while pages have results"))
+        more = bool(results or bad) and (pages is None or page < pages)
+        return Page(results, page + 1 if more else None, bad)
 
     def _result(self, p: dict) -> SearchResult | None:
-        url = next((p[s] for s in SIZES if p.get(s)), "")
+        url = next((u for u in (url_field(p, s) for s in SIZES) if u), "")
         if not url:
             return None
-        lic, lic_url = self.licenses().get(str(p.get("license", "")), ("", ""))
-        owner, pid = p.get("owner", ""), str(p.get("id", ""))
+        number = p.get("license", "")
+        if not isinstance(number, (str, int)) or isinstance(number, bool):
+            raise BadResult(f"field 'license' is {type(number).__name__} {number!r:.40}, expected a licence number")
+        lic, lic_url = self.licenses().get(str(number), (licenses.UNKNOWN, ""))
+        owner, pid = text_field(p, "owner"), id_field(p, "id")
         landing = f"https://www.flickr.com/photos/{owner}/{pid}"
-        creator = p.get("ownername") or owner
-        title = p.get("title") or ""
+        creator = text_field(p, "ownername") or owner
+        title = text_field(p, "title")
         return SearchResult(
             provider=self.name,
             id=pid,
@@ -87,4 +96,5 @@ class Flickr:
             landing_url=landing,
             attribution=attribution_line(title, creator, lic, landing, "Flickr"),
             upstream="flickr",
+            license_text=f"Flickr licence {number}" if lic == licenses.UNKNOWN else "",
         )

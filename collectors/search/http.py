@@ -12,6 +12,16 @@ The configured API endpoint's own host is trusted even when it is private: the u
 chose it (a mirror, or a test server on 127.0.0.1). Every other host, and every
 redirect target that is not that host, must resolve to public addresses only.
 
+Every request has a total deadline (`deadline`, seconds for the whole answer, headers
+and body): a server that trickles bytes cannot hold a run (see daad.collectors.deadline).
+A deadline that fires is not retried within the run: a server that slow will not be
+quicker a second later, and the next run tries again.
+
+Throttling: a 429 (or 503) says how long to wait in `Retry-After`, or, as Openverse's
+anonymous quota does, only in its body ("Expected available in 3600 seconds"). Either is
+read; a wait longer than `max_retry_after` stops with the time to run again, instead of
+retrying into the closed quota.
+
 Secrets (API keys, tokens) are registered with the session and replaced by `***` in
 every error message it raises, since URLs with keys end up in exception texts.
 """
@@ -21,20 +31,25 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from daad.collectors import deadline as deadlines
 from daad.core.errors import DaadError
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # a 50 MP JPEG is ~20 MB; anything larger is not a photo
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 NET_CHUNK = 1 << 16
+THROTTLE_BODY = 1 << 16  # how much of a 429/503 body is read for its wait
+_AVAILABLE_IN = re.compile(r"available in (\d+(?:\.\d+)?) seconds?", re.I)  # Django REST framework's throttle text
 
 
 class FetchError(DaadError):
@@ -57,7 +72,8 @@ class HttpConfig:
     """How politely and defensively to fetch. Tests shorten the waits; users rarely change them."""
 
     user_agent: str
-    timeout: float = 30.0
+    timeout: float = 30.0  # per socket read
+    deadline: float = 120.0  # per request, whole answer: a 25 MB image at 250 kB/s fits
     retries: int = 4  # extra tries after the first, for 5xx / 429 / connection errors
     backoff: float = 1.0  # seconds; the n-th retry waits backoff * 2**n
     max_retry_after: float = 120.0  # a 429 asking for longer than this gives up (for this run)
@@ -81,6 +97,26 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _throttle_wait(resp: requests.Response) -> float | None:
+    """Seconds a throttled answer asks to wait: Retry-After, else the body's "available in N seconds"."""
+    asked = _retry_after(resp.headers.get("Retry-After"))
+    if asked is not None:
+        return asked
+    try:
+        body = resp.raw.read(THROTTLE_BODY, decode_content=True) or b""
+    except Exception:  # the body is a hint only; an unreadable one means no hint
+        return None
+    m = _AVAILABLE_IN.search(body.decode("utf-8", "replace"))
+    return float(m.group(1)) if m else None
+
+
+def resume_after(seconds: float) -> str:
+    """`HH:MM UTC` (with the date when not today): when a throttled run can be started again."""
+    now = datetime.now(timezone.utc)
+    when = now + timedelta(seconds=seconds + 59)
+    return when.strftime("%H:%M UTC" if when.date() == now.date() else "%Y-%m-%d %H:%M UTC")
+
+
 class PoliteSession:
     """A `requests.Session` wrapped with the checks above. Not shared between threads."""
 
@@ -90,7 +126,7 @@ class PoliteSession:
         self._sleep = sleep
         self._next_slot: dict[str, float] = {}
         self._lock = threading.Lock()
-        self.session = requests.Session()
+        self.session = deadlines.session()
         self.session.headers["User-Agent"] = config.user_agent
         self.session.trust_env = False  # no proxies or .netrc credentials picked up behind the user's back
         self.requests_made = 0  # every HTTP request sent (tests and reports count them)
@@ -162,37 +198,54 @@ class PoliteSession:
         """GET `url` and return `read(response)`, retrying 5xx, 429 and connection errors.
 
         `read` runs inside the retry loop, so a body cut off mid-way is fetched again.
-        4xx answers (other than 429) fail at once: asking again will not help.
+        4xx answers (other than 429) fail at once: asking again will not help. Each try
+        must complete within `deadline` seconds; one that does not fails the fetch.
         """
         cfg = self.config
         for attempt in range(cfg.retries + 1):
             last = attempt == cfg.retries
-            try:
-                resp = self._follow(url, params, headers)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if last:
-                    raise self._fail(url, f"connection failed {attempt + 1} times ({type(exc).__name__})", transient=True) from None
-                self._sleep(cfg.backoff * 2**attempt)
-                continue
-            with resp:
-                code = resp.status_code
-                if code == 429 or code >= 500:
-                    asked = _retry_after(resp.headers.get("Retry-After")) if code in (429, 503) else None
-                    if asked is not None and asked > cfg.max_retry_after:
-                        raise self._fail(url, f"HTTP {code}: server asks to wait {asked:.0f} s (more than {cfg.max_retry_after:.0f} s); try later", transient=True)
-                    if last:
-                        raise self._fail(url, f"HTTP {code} {resp.reason} after {attempt + 1} tries", transient=True)
-                    self._sleep(asked if asked is not None else cfg.backoff * 2**attempt)
-                    continue
-                if code >= 400:
-                    raise self._fail(url, f"HTTP {code} {resp.reason}", status=code)
+            with deadlines.deadline(cfg.deadline) as limit:
                 try:
-                    return read(resp)
+                    wait, out = self._try(url, read, params, headers, attempt, last)
                 except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                    if limit.expired:
+                        raise self._too_slow(url) from None
                     if last:
-                        raise self._fail(url, f"body cut off {attempt + 1} times ({type(exc).__name__})", transient=True) from None
+                        raise self._fail(url, f"connection failed or body cut off {attempt + 1} times ({type(exc).__name__})", transient=True) from None
                     self._sleep(cfg.backoff * 2**attempt)
+                    continue
+                if limit.expired:  # the answer may look complete: its socket was shut mid-way
+                    raise self._too_slow(url)
+            if wait is None:
+                return out
+            self._sleep(wait)  # outside the deadline: waiting as asked is not the server being slow
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    def _too_slow(self, url: str) -> FetchError:
+        return self._fail(url, f"no complete answer within the deadline of {self.config.deadline:g} s (the server sends too slowly); not retried in this run", transient=True)
+
+    def _try(
+        self, url: str, read: Callable[[requests.Response], Any], params: dict | None, headers: dict | None, attempt: int, last: bool
+    ) -> tuple[float | None, Any]:
+        """One try: (None, the answer read), or (seconds to wait, None) when the fetch should try again."""
+        cfg = self.config
+        with self._follow(url, params, headers) as resp:
+            code = resp.status_code
+            if code == 429 or code >= 500:
+                asked = _throttle_wait(resp) if code in (429, 503) else None
+                if asked is not None and asked > cfg.max_retry_after:
+                    raise self._fail(
+                        url,
+                        f"HTTP {code}: the server asks to wait {asked:.0f} s (more than {cfg.max_retry_after:.0f} s); "
+                        f"stopped without retrying: run again after {resume_after(asked)}",
+                        transient=True,
+                    )
+                if last:
+                    raise self._fail(url, f"HTTP {code} {resp.reason} after {attempt + 1} tries", transient=True)
+                return (asked if asked is not None else cfg.backoff * 2**attempt), None
+            if code >= 400:
+                raise self._fail(url, f"HTTP {code} {resp.reason}", status=code)
+            return None, read(resp)
 
     # -- what providers call ------------------------------------------------------------
     def get_json(self, url: str, params: dict | None = None, headers: dict | None = None) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from daad.core import licenses
-from daad.collectors.search.base import Page, SearchResult, attribution_line, plain_text
+from daad.collectors.search.base import Page, SearchResult, attribution_line, id_field, parse_each, plain_text, text_field, url_field
 from daad.collectors.search.http import PoliteSession
 
 DEFAULT_ENDPOINT = "https://commons.wikimedia.org/w/api.php"
@@ -51,26 +51,34 @@ class Wikimedia:
         pages = (data.get("query") or {}).get("pages") or []
         if isinstance(pages, dict):  # formatversion=1 answers key pages by id
             pages = list(pages.values())
-        pages = sorted(pages, key=lambda p: p.get("index", 0))
-        results = [r for r in (self._result(p) for p in pages) if r is not None]
-        return Page(results, data.get("continue") or None)
+        if not isinstance(pages, list):
+            raise ValueError(f"{self.endpoint}: 'query.pages' is {type(pages).__name__}, expected a list")
+        pages = sorted(pages, key=lambda p: p.get("index", 0) if isinstance(p, dict) and isinstance(p.get("index"), int) else 0)
+        results, bad = parse_each(pages, self._result, _name)
+        cont = data.get("continue") or None
+        if cont is not None and not isinstance(cont, dict):
+            bad.append(("wikimedia answer", f"field 'continue' is {type(cont).__name__}, expected an object; no further pages"))
+            cont = None
+        return Page(results, cont, bad)
 
     def _result(self, p: dict) -> SearchResult | None:
         infos = p.get("imageinfo") or []
         if not infos:  # its imageinfo comes with a later continuation
             return None
         ii = infos[0]
-        meta = {k: plain_text(str(v.get("value", ""))) for k, v in (ii.get("extmetadata") or {}).items()}
+        ext = ii.get("extmetadata") or {}
+        meta = {k: plain_text(v["value"] if isinstance(v.get("value"), str) else "") for k, v in ext.items() if isinstance(v, dict)}
         lic = licenses.normalize(meta.get("LicenseUrl", ""))
         if not licenses.info(lic).redistributable:
             lic = licenses.normalize(meta.get("LicenseShortName", "")) or lic
-        title = meta.get("ObjectName") or p.get("title", "").removeprefix("File:").rsplit(".", 1)[0]
+        said = meta.get("LicenseShortName") or meta.get("LicenseUrl", "")
+        title = meta.get("ObjectName") or text_field(p, "title").removeprefix("File:").rsplit(".", 1)[0]
         creator = meta.get("Artist", "")
-        landing = ii.get("descriptionurl", "")
+        landing = url_field(ii, "descriptionurl")
         return SearchResult(
             provider=self.name,
-            id=str(p.get("pageid", "")),
-            image_url=ii.get("thumburl") or ii.get("url", ""),
+            id=id_field(p, "pageid"),
+            image_url=url_field(ii, "thumburl") or url_field(ii, "url", required=True),
             license=lic,
             license_url=meta.get("LicenseUrl", ""),
             title=title,
@@ -78,5 +86,11 @@ class Wikimedia:
             landing_url=landing,
             attribution=attribution_line(title, creator, meta.get("LicenseShortName") or lic, landing, "Wikimedia Commons"),
             upstream="wikimedia",
-            mime=ii.get("mime", ""),
+            mime=text_field(ii, "mime"),
+            license_text=said if lic == licenses.UNKNOWN else "",
         )
+
+
+def _name(p: object, i: int) -> str:
+    title = p.get("title") if isinstance(p, dict) else None
+    return f"wikimedia result {title if isinstance(title, str) else '#' + str(i + 1)}"

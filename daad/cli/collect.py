@@ -30,8 +30,12 @@ def photos(folder: str, anomaly_class: str | None, license_: str, attribution: s
       daad collect photos ~/defect-photos --class crack --license CC-BY-4.0 --attribution "ACME QA"
     """
     from daad.collectors.photos import collect_photos
+    from daad.core.errors import DaadError
 
-    report = collect_photos(folder, anomaly_class=anomaly_class, license=license_, attribution=attribution, name=name, progress=not quiet)
+    try:
+        report = collect_photos(folder, anomaly_class=anomaly_class, license=license_, attribution=attribution, name=name, progress=not quiet)
+    except (DaadError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(report.summary())
     unlicensed = report.count("added") if not license_.strip() else 0
     if unlicensed:

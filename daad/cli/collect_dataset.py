@@ -16,8 +16,10 @@ from daad.cli.params import UserPath
 @click.option("--mapping", "mapping_file", type=UserPath(exists=True, dir_okay=False), help="YAML of <label or defect type>: <class or null>, laid over the default mapping.")
 @click.option("--download", is_flag=True, help="First fetch the publisher's archive, verify its checksum and extract it safely into PATH.")
 @click.option("--dest", type=UserPath(file_okay=False), help="With --download: where the archive is kept (default DAAD_HOME/downloads); a partial one resumes.")
+@click.option("--max-gb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True, help="With --download: the largest archive accepted, for archives without a pinned size.")
+@click.option("--stall-timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="With --download: seconds without data before a connection is dropped and resumed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest: str | None, quiet: bool) -> None:
+def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest: str | None, max_gb: float, stall_timeout: float, quiet: bool) -> None:
     """Collect the anomalous images (with ground-truth masks) of a public IAD dataset.
 
     \b
@@ -46,7 +48,7 @@ def dataset(name: str, path: str, mapping_file: str | None, download: bool, dest
             if not adapter.downloads:
                 raise click.ClickException(f"{adapter.title} has no direct download URL from its publisher; get it from {adapter.homepage} and run without --download")
             archives = Path(dest).expanduser() if dest else daad_home() / "downloads"
-            fetch(adapter.downloads, root, archives, progress=not quiet)
+            fetch(adapter.downloads, root, archives, progress=not quiet, max_bytes=int(max_gb * 1e9), stall=stall_timeout)
             click.echo(f"downloaded to {archives}, extracted into {root}")
         report = collect_dataset(name, root, mapping_file=mapping_file, progress=not quiet)
     except (DaadError, ValueError, FileNotFoundError) as exc:

@@ -21,8 +21,13 @@ from daad.cli.collect import collect
 @click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True, help="Retries of a request after 5xx, 429 or a dropped connection.")
 @click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Seconds before the first retry; doubles each time (429 waits what Retry-After asks).")
 @click.option("--max-mb", type=float, default=25.0, show_default=True, help="Largest image download, in MB.")
+@click.option("--deadline", type=click.FloatRange(min=0.1), default=120.0, show_default=True, help="Seconds one request may take in total (a server sending too slowly is cut off).")
+@click.option("--max-pages", type=click.IntRange(min=1), default=100, show_default=True, help="API pages fetched per run at most (run again to continue).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def search(query: str, provider: str, anomaly_class: str, limit: int, allow_nc: bool, endpoint: str | None, rate: float, retries: int, backoff: float, max_mb: float, quiet: bool) -> None:
+def search(
+    query: str, provider: str, anomaly_class: str, limit: int, allow_nc: bool, endpoint: str | None, rate: float, retries: int,
+    backoff: float, max_mb: float, deadline: float, max_pages: int, quiet: bool,
+) -> None:
     """Collect openly licensed images from Openverse, Wikimedia Commons or Flickr.
 
     \b
@@ -46,11 +51,13 @@ def search(query: str, provider: str, anomaly_class: str, limit: int, allow_nc: 
 
     catalog = Catalog()
     creds = load_credentials(catalog.home)
-    config = HttpConfig(user_agent=user_agent(creds.contact), rate=rate, retries=retries, backoff=backoff, max_bytes=int(max_mb * 1024 * 1024))
+    config = HttpConfig(
+        user_agent=user_agent(creds.contact), rate=rate, retries=retries, backoff=backoff, max_bytes=int(max_mb * 1024 * 1024), deadline=deadline
+    )
     try:
         report = collect_search(
             query, provider, anomaly_class, limit, catalog=catalog, endpoint=endpoint, allow_nc=allow_nc,
-            http_config=config, credentials=creds, progress=not quiet,
+            http_config=config, credentials=creds, progress=not quiet, max_pages=max_pages,
         )
     except (FetchError, ValueError) as exc:
         raise click.ClickException(f"{exc} (progress so far is saved; run again to resume)") from None

@@ -373,6 +373,13 @@ class Catalog:
         rows = self._db.execute("SELECT * FROM events WHERE sample_id = ? ORDER BY seq", (sample_id,))
         return [{**dict(r), "old": json.loads(r["old"]), "new": json.loads(r["new"])} for r in rows]
 
+    def count_meta(self, origin: str, key: str, value: str) -> int:
+        """How many samples of `origin` have `meta[key] == value` (e.g. the images a search query added)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM samples WHERE origin = ? AND json_extract(meta, '$.' || ?) = ?", (origin, key, value)
+        ).fetchone()
+        return row[0]
+
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """{(anomaly_class, source): {"samples": n, "with_mask": m}} over all samples."""
         out: dict[tuple[str, str], dict[str, int]] = {}

@@ -8,6 +8,8 @@ them can be truncated, lie about their format, or be decompression bombs.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Callable, Union
@@ -33,6 +35,21 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | (
 )
 
 
+def not_regular(path: Union[str, Path]) -> str:
+    """"" for a regular file (or a link to one), else what it is: opening a FIFO named
+    `x.png` blocks for ever, a device reads for ever, so only regular files are read."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken link" if os.path.islink(path) else "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
 def _open(src: ImageSource, name: str, prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
     """Open lazily, refuse bombs before decoding, then decode fully (truncation shows here).
 
@@ -42,6 +59,10 @@ def _open(src: ImageSource, name: str, prepare: Callable[[Image.Image], None] | 
         return src
     if isinstance(src, np.ndarray):
         return Image.fromarray(src)
+    if isinstance(src, (str, Path)):
+        what = not_regular(src)
+        if what:
+            raise BadImageError(name, f"not a regular file ({what})")
     limit = max_pixels()
     fp = io.BytesIO(src) if isinstance(src, bytes) else src
     try:
@@ -141,6 +162,13 @@ def load_mask(
             raise BadMaskError(label, f"mask is not binary ({len(levels)} grey levels, e.g. {levels[:4].tolist()}); expected 0 and one foreground value")
         out = grey > 0
     return Image.fromarray(out.astype(np.uint8) * 255, "L")
+
+
+def require_anomaly(mask: Image.Image, name: str) -> Image.Image:
+    """`mask` unless it marks no pixel: an anomaly mask with no anomaly is a wrong file, not a label."""
+    if not mask.getbbox():
+        raise BadMaskError(name, "mask is empty (all zero): an anomaly mask that marks no anomaly; fix or remove it")
+    return mask
 
 
 def encode_png(im: Image.Image) -> bytes:

@@ -10,6 +10,12 @@ Bytes that are already stored (the same normalised image) arriving from another 
 add that origin to the record instead of being dropped: the record then publishes under
 its governing origin (`daad.core.record.governing_origin`), so the dataset's licence and
 name win over the copy's. An unassigned class or a missing mask is taken from the item.
+
+A mask that marks no pixel makes its item bad: every collected mask is an anomaly mask,
+and an empty one is a wrong file (a normal image's mask, an export that lost its layer),
+which published as `annotated` or `ground_truth` would teach a model that the anomaly is
+nowhere. Names reach the catalog as text (`daad.core.names.as_text`) and reports quote
+them (`shown`), whatever bytes the file system holds.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from daad.core import taxonomy
 from daad.core.catalog import Catalog
 from daad.core.errors import BadItemError
 from daad.core.text_table import format_table
-from daad.core.images import ImageSource, load_image, load_mask
+from daad.core.images import ImageSource, load_image, load_mask, require_anomaly
 from daad.core.media_store import MediaStore
+from daad.core.names import as_text, one_line, shown
 from daad.core.record import Record, origin_key, origins_update
 
 
@@ -116,7 +123,7 @@ class CollectReport:
         lines = [format_table(["class", *cols], table, min_width=[0] + [10] * len(cols))]
         for o in self.outcomes:
             if o.status in ("bad", "skipped"):
-                lines.append(f"{o.status}: {o.name}: {o.reason}")
+                lines.append(f"{o.status}: {shown(o.name)}: {one_line(o.reason)}")
         return "\n".join(lines)
 
 
@@ -129,6 +136,10 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
         mask_name = str(item.mask) if isinstance(item.mask, (str, Path)) else f"{item.name} (mask)"
         src = item.mask() if callable(item.mask) else item.mask
         mask = load_mask(src, im.size, mask_name, item.mask_binarize, item.mask_threshold)
+        try:
+            require_anomaly(mask, mask_name)
+        except BadItemError as exc:
+            raise BadItemError(item.name, f"its mask {shown(mask_name)} is empty (all zero): an anomaly mask that marks no anomaly; fix or remove the mask") from exc
     sample_id, im = store.put_image(im, item.name)
     mask_sha = store.put_mask(mask, im.size) if mask is not None else None
     existing = catalog.get(sample_id) if sample_id in catalog else None
@@ -139,14 +150,14 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
         width=im.width,
         height=im.height,
         source=item.source,
-        origin=item.origin,
+        origin=as_text(item.origin),
         anomaly_class=item.anomaly_class,
         mask_sha=mask_sha,
         mask_status=item.mask_status if mask_sha else taxonomy.MISSING,
-        origin_label=item.origin_label,
-        origin_ref=item.origin_ref or item.name,
+        origin_label=as_text(item.origin_label),
+        origin_ref=as_text(item.origin_ref or item.name),
         license=item.license,
-        attribution=item.attribution,
+        attribution=as_text(item.attribution),
         meta=item.meta,
     )
     status = "added" if catalog.add(rec) else "existing"  # another process may have won the race

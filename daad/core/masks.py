@@ -14,8 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from daad.core.catalog import Catalog
-from daad.core.images import ImageSource
+from daad.core.images import ImageSource, load_mask, require_anomaly
 from daad.core.media_store import MediaStore
+from daad.core.names import one_line, shown
 from daad.core.record import Record
 
 
@@ -34,8 +35,13 @@ def attach_mask(
     catalog: Catalog, store: MediaStore, rec: Record, mask: ImageSource, status: str, who: str,
     name: str | None = None, binarize: bool = False, threshold: int = 128, meta: dict | None = None,
 ) -> tuple[Record, bool]:
-    """Check, store and link `mask` to `rec`; returns (record, changed). Raises BadMaskError."""
-    sha = store.put_mask(mask, (rec.width, rec.height), name, binarize, threshold)
+    """Check, store and link `mask` to `rec`; returns (record, changed). Raises BadMaskError.
+
+    An empty (all-zero) mask is refused: it would say the sample's anomaly is nowhere.
+    """
+    size = (rec.width, rec.height)
+    checked = require_anomaly(load_mask(mask, size, name, binarize, threshold), name or rec.id)
+    sha = store.put_mask(checked, size)
     if sha == rec.mask_sha and rec.mask_status == status:
         return rec, False
     fields: dict = {"mask_sha": sha, "mask_status": status}
@@ -68,5 +74,5 @@ class MaskReport:
         lines = ["  ".join(f"{k}: {counts[k]}" for k in sorted(counts)) or "nothing to do"]
         for o in self.outcomes:
             if o.status in ("skipped", "empty", "bad"):
-                lines.append(f"{o.status}: {o.name}: {o.reason}")
+                lines.append(f"{o.status}: {shown(o.name)}: {one_line(o.reason)}")
         return "\n".join(lines)

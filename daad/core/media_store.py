@@ -4,13 +4,28 @@ A file's name is the sha256 of its bytes, so the same image collected twice (or 
 two sources) is stored once and re-running a collect is a no-op. Files are written to a
 temp file in the same folder and renamed into place, so a killed process never leaves a
 half-written file under a final name.
+
+What a kill does leave is the temp file (`.tmp-<host>-<pid>-*.png`). Collect commands
+call `clean_stale_temps()` first, which removes a temp file when it is stale:
+
+- its name says it was written on this host by a process that no longer runs (the
+  writer died: `os.kill(pid, 0)` fails), or
+- it is older than `STALE_AFTER` (10 minutes), whoever wrote it: a temp file lives for
+  one write, milliseconds (a 25 MB PNG is written in well under a second), so a file
+  that old is an orphan even if its pid was reused or it came from another host on a
+  shared DAAD_HOME (whose pids mean nothing here, hence the host tag).
+
+A fresh temp file of a live process is never touched, so cleaning is safe while another
+collect writes into the same store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +37,20 @@ from daad.core.settings import daad_home
 
 if TYPE_CHECKING:
     from daad.core.record import Record
+
+
+STALE_AFTER = 600.0  # seconds
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 class MediaStore:
@@ -40,7 +69,7 @@ class MediaStore:
         if final.exists():
             return digest
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".png")
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".tmp-{_HOST}-{os.getpid()}-", suffix=".png")
         try:
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), umasked())  # mkstemp's 0600 would make the store private to this user
@@ -65,6 +94,22 @@ class MediaStore:
     ) -> str:
         """Check, binarise if asked, and store a mask of the image's `size`; returns its sha256."""
         return self._put(encode_png(load_mask(src, size, name, binarize, threshold)), "masks")
+
+    def clean_stale_temps(self, stale_after: float = STALE_AFTER) -> int:
+        """Remove temp files that killed writers left behind (see module doc); returns how many."""
+        removed = 0
+        now = time.time()
+        for tmp in self.root.glob("*/*/.tmp-*"):
+            parts = tmp.name.split("-")  # .tmp, host, pid, random.png
+            try:
+                age = now - tmp.stat().st_mtime
+            except FileNotFoundError:
+                continue  # its writer just renamed it into place
+            dead = len(parts) >= 4 and parts[1] == _HOST and parts[2].isdigit() and not _alive(int(parts[2]))
+            if dead or age > stale_after:
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def image_path(self, sample_id: str) -> Path:
         return self.path(sample_id, "images")

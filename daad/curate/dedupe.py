@@ -47,6 +47,7 @@ from daad.core.media_store import MediaStore
 from daad.curate.near_duplicates import get_searcher
 from daad.core.record import Record
 from daad.engine import Engine
+from daad.core.names import one_line
 
 DEFAULT_K = 8
 DUPLICATE_TAG = "duplicate"
@@ -170,7 +171,7 @@ class DedupeReport:
                 lines.append(f"  dup  {m.id[:12]} {m.origin} {m.origin_ref} distance {d}")
         if len(self.clusters) > limit:
             lines.append(f"... {len(self.clusters) - limit} more clusters")
-        lines += [f"bad: {e}" for e in self.errors]
+        lines += [f"bad: {one_line(e)}" for e in self.errors]
         return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from daad.curate import hashing
 from daad.core.catalog import Catalog
 from daad.curate.dedupe import DEFAULT_K, CatalogHashes, catalog_hashes
 from daad.core.media_store import MediaStore
+from daad.core.names import one_line
 from daad.curate.near_duplicates import get_searcher
 from daad.engine import Engine
 
@@ -66,7 +67,7 @@ class LeakageReport:
         ]
         for m in sorted(self.matches, key=lambda m: (m.distance, m.sample_id)):
             lines.append(f"  {m.sample_id[:12]} {m.origin} {m.origin_ref} ~ {m.eval_ref} distance {m.distance}")
-        lines += [f"bad: {e}" for e in self.errors]
+        lines += [f"bad: {one_line(e)}" for e in self.errors]
         return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ keeps names: the stem (with a trailing `_mask`, `-mask` or `.mask` removed) is t
    part of its URL), when exactly one record has it.
 
 Masks are validated like every other mask (`daad.core.images.load_mask`: same size as the
-image, binary unless `binarize`). A file that cannot be matched or validated is
+image, binary unless `binarize`; an all-zero mask is refused). A file that cannot be matched or validated is
 reported with the reason and the batch goes on. Ground-truth masks and existing
 annotated masks are only replaced with `replace=True`.
 """
@@ -30,6 +30,7 @@ from daad.core.errors import BadItemError
 from daad.core.images import IMAGE_SUFFIXES
 from daad.core.masks import MaskOutcome, MaskReport, attach_mask, default_who
 from daad.core.media_store import MediaStore
+from daad.core.names import as_text
 from daad.core.record import Record
 
 _MASK_SUFFIX = re.compile(r"[_.-]mask$", re.I)
@@ -93,7 +94,7 @@ def import_masks(
             report.add(MaskOutcome(str(path), "skipped", reason=f"not an image file type ({path.suffix or 'no suffix'})"))
             continue
         try:
-            rec = matcher.match(mask_stem(path))
+            rec = matcher.match(as_text(mask_stem(path)))
         except ValueError as exc:
             report.add(MaskOutcome(str(path), "bad", reason=str(exc)))
             continue
