@@ -168,7 +168,7 @@ def test_daad_sources_real_xlsx_through_a_loopback_mirror(shared_data: Path, daa
         assert (by_ref["crack!B7"].kind, by_ref["crack!B7"].outcome) == ("direct", "fetched")
         assert (by_ref["crack!B30"].kind, by_ref["crack!B30"].outcome) == ("direct", "not_image")
         assert by_ref["crack!B56"].kind == "data" and by_ref["crack!B56"].status == "added"
-        assert by_ref["crack!B57"].status == "existing"  # the same data: URI listed twice: one record
+        assert by_ref["crack!B57"].status == "origin_added"  # the same data: URI listed twice: one record, both sheet rows among its origins
         assert [by_ref[f"crack!B{r}"].outcome for r in (151, 152, 153)] == ["fetched"] * 3
         assert by_ref["crack!B83"].outcome == "unresolvable" and "only a title" in by_ref["crack!B83"].reason
         requests_1 = len(m.log)

@@ -140,7 +140,7 @@ def test_most_restrictive_licence():
     assert restrictiveness("MIT") == restrictiveness("CC-BY-4.0") and restrictiveness("CC-BY-2.0") == restrictiveness("CC-BY-4.0")
     assert restrictiveness("some EULA") == restrictiveness("")  # not understood: allows nothing
     assert strictest(["CC-BY-4.0", "CC-BY-NC-SA-4.0", "CC-BY-4.0"]) == 1
-    assert strictest(["CC-BY-4.0", "by"]) == 0  # a tie keeps the first
+    assert strictest(["CC-BY-4.0", "CC-BY-2.0"]) == 0  # a tie keeps the first
     with pytest.raises(ValueError):
         strictest([])
 

@@ -65,7 +65,7 @@ def publish_cmd(
         raise click.ClickException("--local and --push exclude each other: a local release may hold images that must not be redistributed")
     try:
         result = publish(
-            Catalog(readonly=True), version, out_dir, previous=previous, shard_bytes=parse_size(shard_size),
+            Catalog(), version, out_dir, previous=previous, shard_bytes=parse_size(shard_size),
             repo_id=card_repo or repo_id or "<org>/daad", gated=_gate(gated), local=local, progress=not quiet, force_version=force_version,
         )
     except PublishError as exc:

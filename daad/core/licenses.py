@@ -144,6 +144,7 @@ def info(license_id: str) -> LicenseInfo:
             redistributable=True,
             derivatives=not nd,
             noncommercial="NC" in parts,
+            sharealike="SA" in parts,
             reason="no derivatives allowed" if nd else "",
         )
     return LicenseInfo(lid, False, True, True, False, f"publisher's terms ({lid[6:]}) allow research use but not redistribution")
