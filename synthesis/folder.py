@@ -127,6 +127,16 @@ def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Write atomically unless the file already holds these bytes: a re-run that changes nothing touches nothing."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    write_bytes_atomic(path, data)
+
+
 class FolderWriter:
     """Writes one run of a synthesiser into an anomalib Folder; see the module docstring.
 
@@ -260,13 +270,13 @@ class FolderWriter:
         ordered = [merged[f] for f in sorted(merged)]
         if self.overwrite:
             self._remove_stale()
-        write_bytes_atomic(self.out / MANIFEST, "".join(json.dumps(r, sort_keys=True) + "\n" for r in ordered).encode("utf-8"))
+        _write_if_changed(self.out / MANIFEST, "".join(json.dumps(r, sort_keys=True) + "\n" for r in ordered).encode("utf-8"))
         if self.settings is not None:
             runs = {} if self.overwrite else self._runs()
             runs[self.run] = self.settings
-            write_bytes_atomic(self.out / RUNS, (json.dumps(runs, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+            _write_if_changed(self.out / RUNS, (json.dumps(runs, indent=1, sort_keys=True) + "\n").encode("utf-8"))
         if preview and ordered:
-            write_bytes_atomic(self.out / PREVIEW, _png(preview_grid(self.out, ordered)))
+            _write_if_changed(self.out / PREVIEW, _png(preview_grid(self.out, ordered)))
         elif self.overwrite:
             (self.out / PREVIEW).unlink(missing_ok=True)
         return [self._rows[f] for f in sorted(self._rows)]
