@@ -15,6 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -310,7 +311,7 @@ def test_openverse_collects_licensed_images_skips_the_rest_and_rerun_adds_nothin
 def test_limit_stops_mid_page_and_a_larger_limit_resumes_without_refetching(server, catalog, store):
     b = server.base
     server.openverse_pages = [[ov(f"good{i}.jpg", "by", "4.0", b) for i in (1, 2, 3)], [ov("good4.jpg", "cc0", "1.0", b)]]
-    kw = dict(catalog=catalog, store=store, endpoint=f"{b}/v1/images/", http_config=fast(), credentials=Credentials(), progress=False)
+    kw: dict[str, Any] = dict(catalog=catalog, store=store, endpoint=f"{b}/v1/images/", http_config=fast(), credentials=Credentials(), progress=False)
     first = collect_search("crack", "openverse", "crack", 2, **kw)
     assert first.count("added") == 2 and not first.exhausted
     assert len(server.hits("/img/")) == 2
@@ -329,7 +330,7 @@ def test_limit_stops_mid_page_and_a_larger_limit_resumes_without_refetching(serv
 def test_transient_failure_is_retried_on_the_next_run(server, catalog, store):
     b = server.base
     server.openverse_pages = [[ov("flaky-good1.jpg", "by", "4.0", b), ov("good2.jpg", "by", "4.0", b)]]
-    kw = dict(catalog=catalog, store=store, endpoint=f"{b}/v1/images/", credentials=Credentials(), progress=False)
+    kw: dict[str, Any] = dict(catalog=catalog, store=store, endpoint=f"{b}/v1/images/", credentials=Credentials(), progress=False)
     first = collect_search("hole", "openverse", "hole", 10, http_config=fast(retries=0), **kw)
     assert first.count("added") == 1 and first.retry_later == [f"{b}/img/flaky-good1.jpg"]
     assert "HTTP 500" in first.bad[0].reason
