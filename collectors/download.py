@@ -268,6 +268,7 @@ def _extract_tar(archive: Path, tmp: Path, max_bytes: int, max_members: int) -> 
                 shutil.copyfile(src, out)  # a copy, not a hard link: nothing shared with the outside
             else:
                 fh = tf.extractfile(m)
+                assert fh is not None, "special files were refused above"  # None only for those
                 with fh, open(out, "wb") as dst:
                     _copy_limited(fh, dst, budget, archive, m.name)
                 os.chmod(out, 0o644)

@@ -6,11 +6,13 @@ stays light (OpenCV and SciPy load on first use of CAI).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_LAZY = {"CAI": "daad.synthesis.cai", "Injection": "daad.synthesis.cai", "Pattern": "daad.synthesis.cai"}
+if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers (not imported at run time)
+    from daad.synthesis.cai import CAI, Injection, Pattern
 
-__all__ = list(_LAZY)
+__all__ = ["CAI", "Injection", "Pattern"]
+_LAZY = dict.fromkeys(__all__, "daad.synthesis.cai")
 
 
 def __getattr__(name: str) -> Any:

@@ -155,7 +155,7 @@ class PoliteSession:
         except socket.gaierror as exc:
             raise self._fail(url, f"cannot resolve host {host} ({exc.strerror})", transient=True) from None
         for info in infos:
-            ip = ipaddress.ip_address(info[4][0].split("%")[0])
+            ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])  # str for IPv4/6; typed str | int for other families
             if not ip.is_global:
                 raise self._fail(url, f"refusing host {host}: it resolves to non-public address {ip}")
 

@@ -88,7 +88,7 @@ def catalog_hashes(
     recs = list(catalog.find() if records is None else records)
     if fast:
         h = hashing.hash_files([store.image_path(r.id) for r in recs], variants=variants, progress=progress, desc="hash (fast)", fast=True)
-        pv, dv = (h.phash_variants[h.ok], h.dhash_variants[h.ok]) if variants else (None, None)  # type: ignore[index]
+        pv, dv = _variants(h, h.ok) if variants else (None, None)
         return CatalogHashes([r for r, good in zip(recs, h.ok) if good], h.phash[h.ok], h.dhash[h.ok], pv, dv, h.errors)
     todo = list(range(len(recs))) if variants else [i for i, r in enumerate(recs) if not (r.phash and r.dhash)]
     errors: list[str] = []
@@ -109,15 +109,28 @@ def catalog_hashes(
                 if recs[i].phash != p or recs[i].dhash != d:
                     recs[i] = catalog.update(recs[i].id, who=who, phash=p, dhash=d)
         if variants:
-            pv, dv = h.phash_variants[ok[todo]], h.dhash_variants[ok[todo]]  # todo covers every record here
+            pv, dv = _variants(h, ok[todo])  # todo covers every record here
     recs = [r for r, good in zip(recs, ok) if good]
-    return CatalogHashes(recs, hashing.hex_array(r.phash for r in recs), hashing.hex_array(r.dhash for r in recs), pv, dv, errors)
+    return CatalogHashes(recs, hashing.hex_array(_stored(r.phash) for r in recs), hashing.hex_array(_stored(r.dhash) for r in recs),
+                         pv, dv, errors)
+
+
+def _variants(h: hashing.Hashes, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept rows of the variant hashes of a `hash_files(..., variants=True)` result."""
+    assert h.phash_variants is not None and h.dhash_variants is not None, "hashed without variants"
+    return h.phash_variants[keep], h.dhash_variants[keep]
+
+
+def _stored(value: str | None) -> str:
+    """A hash of a kept record: it was in the catalog already, or stored just above."""
+    assert value is not None, "a kept record without its hash"
+    return value
 
 
 def near_pairs(h: CatalogHashes, k: int = DEFAULT_K, method: str = "mih") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, distance), i < j, of every pair within k; with variants, the smallest distance over the 8 of i's."""
     searcher = get_searcher(method)
-    if h.phash_variants is None:
+    if h.phash_variants is None or h.dhash_variants is None:  # both or neither
         return searcher.self_pairs(h.phash, h.dhash, k)
     n = len(h.records)
     q, j, dist = searcher.cross_pairs(h.phash_variants.reshape(-1), h.dhash_variants.reshape(-1), h.phash, h.dhash, k)
@@ -224,7 +237,8 @@ def dedupe(
     components: dict[int, list[int]] = {}
     for idx, lab in enumerate(label.tolist()):
         components.setdefault(lab, []).append(idx)
-    clusters, want = [], {r.id: None for r in recs}
+    clusters: list[Cluster] = []
+    want: dict[str, str | None] = {r.id: None for r in recs}
     for members in components.values():
         if len(members) < 2:
             continue

@@ -165,7 +165,8 @@ def propose_mask(image: Image.Image | np.ndarray, params: ProposalParams | None 
     for pol, r in residuals.items():
         rs = ndi.gaussian_filter(r, p.smooth) if p.smooth > 0 else r
         z = _texture_z(rs, g, p)
-        peak = np.unravel_index(int(np.argmax(z)), z.shape)
+        py, px = np.unravel_index(int(np.argmax(z)), z.shape)
+        peak = (int(py), int(px))
         if best is None or z[peak] > best[0]:
             best = (float(z[peak]), pol, r, peak, float(rs[peak]))
     info = {**asdict(p), "structuring_element_px": se, "work_size": [g.shape[1], g.shape[0]]}
@@ -197,15 +198,15 @@ def preview_sheet(catalog: Catalog, store: MediaStore, sample_ids: list[str], pa
     """Save a PNG grid of the samples with their masks overlaid in red, for a quick look before review."""
     from pathlib import Path
 
-    recs = [r for r in (catalog.get(i) for i in sample_ids) if r is not None and r.mask_sha]
+    recs = [(r, r.mask_sha) for r in (catalog.get(i) for i in sample_ids) if r is not None and r.mask_sha]
     if not recs:
         raise ValueError("no sample with a mask to preview")
     columns = min(columns, len(recs))
     rows = -(-len(recs) // columns)
     sheet = Image.new("RGB", (columns * tile, rows * tile), (32, 32, 32))
-    for n, rec in enumerate(recs):
+    for n, (rec, mask_sha) in enumerate(recs):
         im = Image.open(store.image_path(rec.id)).convert("RGB")
-        mask = Image.open(store.mask_path(rec.mask_sha)).convert("L")
+        mask = Image.open(store.mask_path(mask_sha)).convert("L")
         red = Image.new("RGB", im.size, (255, 0, 0))
         im = Image.composite(Image.blend(im, red, 0.6), im, mask)
         im.thumbnail((tile, tile))

@@ -114,8 +114,8 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any], keep: 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
     d = checkpoint_dir(folder)
-    found = [p for p in d.glob("step-*.pt") if CHECKPOINT_RE.match(p.name)] if d.is_dir() else []
-    return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
+    found = [(int(m.group(1)), p) for p in d.glob("step-*.pt") if (m := CHECKPOINT_RE.match(p.name))] if d.is_dir() else []
+    return [p for _, p in sorted(found)]
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:

@@ -34,7 +34,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -220,7 +220,10 @@ def blended_latent_diffusion(
     from diffusers.utils.torch_utils import randn_tensor
 
     device, dtype = comps.device, comps.dtype
-    scheduler = DDIMScheduler.from_config(comps.scheduler.config)
+    # Any: from_config is typed as maybe returning (scheduler, unused kwargs), which it does only
+    # with return_unused_kwargs=True, and DDIMScheduler types timesteps as int / IntTensor while
+    # its own pipelines pass the LongTensor entries of .timesteps, as this loop does.
+    scheduler = cast(Any, DDIMScheduler.from_config(comps.scheduler.config))
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps[steps - max(1, round(steps * strength)):]
     z0 = comps.vae.encode(pixels.to(device, dtype)).latent_dist.mode() * comps.scaling_factor

@@ -138,10 +138,19 @@ def load_components(pretrained: str, device: torch.device | str = "cpu", dtype: 
             unet = UNet2DConditionModel.from_pretrained(where, subfolder="unet", local_files_only=True)
             scheduler = DDPMScheduler.from_pretrained(where, subfolder="scheduler", local_files_only=True)
             for module in (text_encoder, vae, unet):
-                module.requires_grad_(False)
-                module.eval()
-                module.to(device=device, dtype=dtype)
+                _freeze(module, device, dtype)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(f"{pretrained}: cannot load the pretrained model offline ({first}); point --pretrained at a local Stable Diffusion folder") from None
     return Components(tokenizer, text_encoder, vae, unet, scheduler, source=str(pretrained), device=device, dtype=dtype)
+
+
+def _freeze(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Eval mode, no gradients, on `device` in `dtype`.
+
+    Typed as a plain Module: diffusers and transformers wrap `.to` with functools.wraps,
+    which pyright reads as an unbound function on their classes.
+    """
+    module.requires_grad_(False)
+    module.eval()
+    module.to(device=device, dtype=dtype)

@@ -49,7 +49,7 @@ class SpatialEncoder(nn.Module):
         )
 
     def forward(self, mask: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(mask.float(), size=(self.size, self.size), mode="area").to(self.net[0].weight.dtype)
+        x = F.interpolate(mask.float(), size=(self.size, self.size), mode="area").to(next(self.net.parameters()).dtype)
         return self.net(x).view(mask.shape[0], self.n_tokens, self.dim)
 
 
@@ -130,6 +130,7 @@ class LearnedTokens(nn.Module):
             self._hook = None
 
     def _replace(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        assert self._class_ids is not None and self._spatial_ids is not None, "the hook is registered by attach()"
         ids = inputs[0]
         out = output.clone()
         for k in range(len(self.classes)):

@@ -223,7 +223,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, compone
     generator = torch.Generator().manual_seed(cfg.seed)
     block = _training_block(cfg, classes, comps)
     start, losses = 0, []
-    if resume:
+    if existing is not None:  # that is, resume (both checked above)
         config = cdm_folder.read_config(out)
         if config.get("training") != block:
             diff = sorted(k for k in block if config.get("training", {}).get(k) != block[k])
