@@ -13,6 +13,7 @@ import json
 import shutil
 import string
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,9 +54,12 @@ def _build_tiny_sd(folder: Path) -> None:
         sample_size=RES // 2, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32)
-    vae = AutoencoderKL(
+    # dicts of Any: diffusers annotates these parameters as 1-tuples (Tuple[str]), the scheduler as
+    # an enum and the safety parts as required, though it takes (and its own docs pass) these values.
+    vae_config: dict[str, Any] = dict(
         in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
         block_out_channels=(32, 64), latent_channels=4, norm_num_groups=32, sample_size=RES)
+    vae = AutoencoderKL(**vae_config)
     # A random UNet hardly listens to its text: the cross-attention output is small next to the
     # residual path, so no token embedding could change its prediction much and "the loss
     # falls" would be noise. Amplifying the cross-attention output projections makes the
@@ -66,10 +70,11 @@ def _build_tiny_sd(folder: Path) -> None:
                 module.weight.mul_(100.0)
                 module.bias.mul_(100.0)
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000, clip_sample=False, steps_offset=1)
-    StableDiffusionPipeline(
+    parts: dict[str, Any] = dict(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    ).save_pretrained(folder / "sd")
+    )
+    StableDiffusionPipeline(**parts).save_pretrained(folder / "sd")
 
 
 @pytest.fixture(scope="module")

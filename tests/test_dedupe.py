@@ -14,6 +14,7 @@ from PIL import Image, ImageEnhance
 
 from daad.core import taxonomy
 from daad.core.catalog import Catalog
+from daad.core.record import Record
 from daad.cli import main
 from daad.collectors.datasets import collect_dataset
 from daad.curate.dedupe import DUPLICATE_TAG, dedupe
@@ -68,7 +69,13 @@ def planted_home(shared_data: Path, tmp_path_factory) -> tuple[Path, dict[str, t
     report = ingest(items, catalog, store, progress=False)
     assert report.count("added") == len(items), report.summary()
     catalog.close()
-    return home, {o.sample_id: w for o, w in zip(report.outcomes, want)}
+    return home, dict(zip(report.added, want))  # every item was added, in order
+
+
+def _get(catalog: Catalog, sample_id: str) -> Record:
+    rec = catalog.get(sample_id)
+    assert rec is not None, f"no sample {sample_id}"
+    return rec
 
 
 def _use(planted_home, daad_home: Path) -> tuple[Catalog, MediaStore, dict[str, tuple[str, str]]]:
@@ -81,7 +88,7 @@ def test_planted_copies_of_mvtec_anomalies_are_all_found_and_distinct_anomalies_
     report = dedupe(catalog, store, variants=True, progress=False)
 
     for copy_id, (orig_id, _) in copies.items():
-        rec = catalog.get(copy_id)
+        rec = _get(catalog, copy_id)
         assert rec.duplicate_of == orig_id, (rec.origin_ref, report.summary())  # the ground-truth-mask original is kept
         assert DUPLICATE_TAG in rec.tags
     originals = catalog.find(origin="mvtec_ad")
@@ -89,12 +96,14 @@ def test_planted_copies_of_mvtec_anomalies_are_all_found_and_distinct_anomalies_
     # one cluster per planted original: no two distinct MVTec anomalies end up together
     assert len(report.clusters) == len({orig for orig, _ in copies.values()})
     assert len(originals) == 15
-    p, d = hex_array(r.phash for r in originals), hex_array(r.dhash for r in originals)
+    hashes = [(r.phash, r.dhash) for r in originals if r.phash and r.dhash]
+    assert len(hashes) == len(originals), "dedupe stores every hash"
+    p, d = hex_array(h[0] for h in hashes), hex_array(h[1] for h in hashes)
     assert len(MultiIndexHash().self_pairs(p, d, report.k)[0]) == 0
     assert all(c.representative.origin == "mvtec_ad" and all(m.origin == "openverse" for m in c.members) for c in report.clusters)
     assert max(d for c in report.clusters for d in c.distances) <= report.k
     # hashes are stored as imagehash's 16-hex-digit strings and the change is logged
-    assert all(len(r.phash) == 16 and len(r.dhash) == 16 for r in catalog)
+    assert all(r.phash is not None and r.dhash is not None and len(r.phash) == len(r.dhash) == 16 for r in catalog)
     assert any(e["field"] == "duplicate_of" and e["who"] == "dedupe" for e in catalog.events(next(iter(copies))))
 
     # re-running changes nothing
@@ -105,10 +114,10 @@ def test_planted_copies_of_mvtec_anomalies_are_all_found_and_distinct_anomalies_
 def test_without_variants_mirrored_copies_are_not_found_and_are_released(planted_home, daad_home):
     catalog, store, copies = _use(planted_home, daad_home)
     dedupe(catalog, store, variants=True, progress=False)
-    assert all(catalog.get(c).duplicate_of for c in copies)
+    assert all(_get(catalog, c).duplicate_of for c in copies)
     report = dedupe(catalog, store, variants=False, progress=False)
-    flipped = [catalog.get(c) for c, (_, plant) in copies.items() if plant == "hflip"]
-    others = [catalog.get(c) for c, (_, plant) in copies.items() if plant != "hflip"]
+    flipped = [_get(catalog, c) for c, (_, plant) in copies.items() if plant == "hflip"]
+    others = [_get(catalog, c) for c, (_, plant) in copies.items() if plant != "hflip"]
     # a mirrored bottle (seen from above, nearly symmetric) may still match; mirrored capsules do not
     assert sum(r.duplicate_of is None for r in flipped) >= len(flipped) // 2
     assert report.released == sum(r.duplicate_of is None for r in flipped)

@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -217,7 +218,7 @@ def test_cdm_generation_on_ray_actors_equals_local(cluster, shared_data, tmp_pat
     targets.mkdir()
     for name in ("001.png", "002.png"):
         shutil.copy(shared_data / "mvtec_ad" / "bottle" / "test" / "good" / name, targets / name)
-    kw = dict(per_image=1, steps=2, seed=7, progress=False)
+    kw: dict[str, Any] = dict(per_image=1, steps=2, seed=7, progress=False)
     local = generate_folder(CDM.load(tmp_path / "cdm", device="cpu"), targets, "crack", tmp_path / "gen_local", **kw)
     spec = CDMSpec(str(tmp_path / "cdm"), device="cpu")
     on_ray = generate_folder(spec, targets, "crack", tmp_path / "gen_ray", engine=get_engine("ray", address=cluster.address), **kw)

@@ -26,8 +26,15 @@ from daad.collectors.datasets.collect import collect_dataset
 from daad.collectors.photos import collect_photos
 from daad.core.media_store import MediaStore
 from daad.release.publish import PublishError, parse_version, publish, published_folder
+from daad.core.record import Record
 
 MVTEC = ["crack/001", "crack/010", "scratch/002", "poke/000"]  # capsule test images with ground-truth masks
+
+
+def _get(catalog: Catalog, sample_id: str) -> Record:
+    rec = catalog.get(sample_id)
+    assert rec is not None, f"no sample {sample_id}"
+    return rec
 
 
 def _copy_photo(mvtec: Path, src: str, dest: Path) -> None:
@@ -170,11 +177,11 @@ def test_publish_round_trip_in_fresh_process(mixed_catalog: dict[str, str], cata
     rows = {r["id"]: r for r in loaded["full"]["rows"]}
     assert set(rows) == full
     assert loaded["full"]["classes"] == list(taxonomy.CLASSES)
-    expected_class = {sid: catalog.get(sid).anomaly_class for sid in mvtec_ids}  # as the dataset's class mapping says
+    expected_class = {sid: _get(catalog, sid).anomaly_class for sid in mvtec_ids}  # as the dataset's class mapping says
     expected_class.update({ids["p_crack"]: "crack", ids["p_stain"]: "stain", ids["p_leak_mvtec"]: "stain", ids["p_leak_visa"]: "abrasion"})
     assert {i: r["class"] for i, r in rows.items()} == expected_class
     for sid, r in rows.items():
-        rec = catalog.get(sid)
+        rec = _get(catalog, sid)
         assert r["size"] == r["mask_size"] == [rec.width, rec.height] == [r["width"], r["height"]]
         assert r["mask_mode"] == "L"
         assert loaded["full"]["digests"][sid] == [sid, rec.mask_sha]  # the stored PNG bytes, unchanged
@@ -191,7 +198,7 @@ def test_publish_round_trip_in_fresh_process(mixed_catalog: dict[str, str], cata
     assert "| no anomaly class (unassigned) | 1 |" in card
     assert "| licence not redistributable: no licence recorded | 1 |" in card
     n_crack = sum(c == "crack" for c in expected_class.values())
-    n_crack_ed = sum(catalog.get(i).anomaly_class == "crack" for i in mvtec_ids)
+    n_crack_ed = sum(_get(catalog, i).anomaly_class == "crack" for i in mvtec_ids)
     assert f"| crack | 0 | 1 | {n_crack_ed} | {n_crack} |" in card  # class x source: online_search, photograph, existing_dataset, total
     assert "license:\n- cc-by-4.0\n- cc-by-nc-sa-4.0" in card and "extra_gated_prompt" in card
     assert "Your own photos" in card  # cards/sources/photos.md is copied in for photos:<name>
@@ -215,7 +222,8 @@ def test_second_version_changelog_and_no_overwrite(mixed_catalog: dict[str, str]
 
     # Review between versions: a relabel, a corrected mask, a removal, an addition.
     catalog.update(ids["p_stain"], who="review", anomaly_class="impurity")
-    rec = catalog.get(ids["p_crack"])
+    rec = _get(catalog, ids["p_crack"])
+    assert rec.mask_sha, "p_crack was collected with its mask"
     with Image.open(store.mask_path(rec.mask_sha)) as m:
         corrected = m.point(lambda v: 0).copy()
     corrected.paste(255, (10, 10, 60, 60))

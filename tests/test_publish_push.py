@@ -43,6 +43,7 @@ class FakeHub:
         self.unknown: list[str] = []
         self.auth: set[str] = set()
         self.lock = threading.Lock()
+        self.endpoint = ""  # the fixture sets it once its server listens
 
     def repo(self, repo_id: str) -> dict[str, Any]:
         return self.repos[repo_id]
@@ -258,8 +259,8 @@ def test_push_one_commit_per_version_then_tag(mixed_catalog, catalog: Catalog, s
     assert fake_hub.unknown == []
 
     # A Hub that cannot be reached: one line naming what failed and how to retry, no token.
-    from types import SimpleNamespace
-
-    down = _daad(SimpleNamespace(endpoint="http://127.0.0.1:9"), "push", str(out / "v1.1.0"), "acme/daad")
+    down_hub = FakeHub()
+    down_hub.endpoint = "http://127.0.0.1:9"  # nothing listens there
+    down = _daad(down_hub, "push", str(out / "v1.1.0"), "acme/daad")
     assert down.returncode == 1 and "Traceback" not in down.stderr and TOKEN not in down.stdout + down.stderr
     assert f"retry with `daad push {out / 'v1.1.0'} acme/daad`" in down.stderr

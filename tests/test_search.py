@@ -524,7 +524,7 @@ def test_a_trickled_image_does_not_hold_the_collect(server, catalog, store):
 
 def test_an_endless_api_of_skipped_results_is_paged_only_up_to_the_budget(server, catalog, store):
     server.endless_nd = True
-    kw = dict(catalog=catalog, store=store, endpoint=f"{server.base}/v1/images/", http_config=fast(), credentials=Credentials(), progress=False)
+    kw: dict[str, Any] = dict(catalog=catalog, store=store, endpoint=f"{server.base}/v1/images/", http_config=fast(), credentials=Credentials(), progress=False)
     report = collect_search("scratch", "openverse", "scratch", 10, max_pages=3, **kw)
     assert report.pages == 3 and report.page_budget_hit and not report.exhausted and report.count("skipped") == 3
     assert "budget of 3 pages: run again to continue" in report.summary()
