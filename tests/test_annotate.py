@@ -53,6 +53,7 @@ def test_brush_rle_round_trip_and_edge_cases():
 @needs_ls
 def test_brush_rle_agrees_with_label_studio_sdk(tmp_path):
     """Our encoder against the SDK's decoder and the SDK's encoder against ours, in Label Studio's own environment."""
+    assert LS is not None  # needs_ls skips without it
     python = Path(LS).with_name("python")
     if not python.is_file():
         pytest.skip(f"no python beside {LS}")
@@ -176,7 +177,7 @@ def test_an_annotators_mask_comes_back_exactly_and_once(sent):
 
     after = Catalog(home)
     rec = after.get(drawn.id)
-    assert rec is not None and rec.mask_status == "annotated"
+    assert rec is not None and rec.mask_status == "annotated" and rec.mask_sha
     stored = np.asarray(Image.open(MediaStore(home).mask_path(rec.mask_sha)))
     assert stored.dtype == np.uint8 and set(np.unique(stored)) == {0, 255}
     assert ((stored > 0) == mask).all()
@@ -245,7 +246,7 @@ def _login_cookies(server) -> dict[str, str]:
                                                   "csrfmiddlewaretoken": s.cookies.get("csrftoken", "")},
                headers={"Referer": f"{server.url}/user/login/"}, timeout=30)
     assert r.status_code in (200, 302) and "sessionid" in s.cookies, r.text[:300]
-    return dict(s.cookies)
+    return {name: value for name, value in s.cookies.items() if value is not None}  # a valueless cookie cannot be set
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
@@ -261,6 +262,7 @@ def test_labelling_page_shows_the_proposal_in_headless_chromium(sent, artifacts,
     assert proj is not None
     (task,) = _tasks(client, "daad-first-look")
     cookies = _login_cookies(server)
+    assert CHROMIUM is not None  # the skipif above
     proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                              f"--user-data-dir={tmp_path / 'chrome'}", "--remote-debugging-port=0", "--window-size=1400,1000",

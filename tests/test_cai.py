@@ -68,7 +68,9 @@ def test_ten_pseudo_anomalies_per_target_as_the_paper_specifies(cai_n, targets, 
     normal = resize_target(target, SIZE)
     fg = OtsuForeground()(normal)  # what `auto` picked for these objects
     assert all(i.provenance["foreground"] == "otsu" for i in out)
-    s_f = max(matching.bbox(fg)[2:])
+    box = matching.bbox(fg)
+    assert box is not None
+    s_f = max(box[2:])
     for inj in out:
         p = inj.provenance
         scale = matching.SCALE_BY_NAME[p["scale"]]
@@ -146,7 +148,9 @@ def test_side_range_and_location_sampler_respect_their_constraints():
     fg[20:40, 5:60] = True
     rng = np.random.default_rng(0)
     for _ in range(200):
-        r, c = sample_location(fg, 21, 30, rng)
+        at = sample_location(fg, 21, 30, rng)
+        assert at is not None
+        r, c = at
         ch, cw = centre_offset(21, 30)
         assert fg[r, c] and r - ch >= 0 and c - cw >= 0 and r - ch + 21 <= 64 and c - cw + 30 <= 64
     assert sample_location(fg, 65, 10, rng) is None
@@ -162,10 +166,19 @@ def test_auto_foreground_tells_objects_from_textures(shared_data, targets):
         assert auto.last_method == "full" and mask.all()
 
 
+class _NoForeground:
+    """A Masker (name and call) that finds nothing."""
+
+    name = "none"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return np.zeros(image.shape[:2], bool)
+
+
 def test_bad_targets_are_named(patterns, targets):
     name, target = next(iter(targets.items()))
     with pytest.raises(BadItemError, match="empty foreground"):
-        CAI(patterns, foreground=lambda im: np.zeros(im.shape[:2], bool))(target, key="t.png")
+        CAI(patterns, foreground=_NoForeground())(target, key="t.png")
     tiny = [Pattern(np.zeros((50, 50, 3), np.uint8), np.pad(np.ones((10, 10), bool), 20))]  # R = 10 / 229 < 0.1
     with pytest.raises(BadItemError, match="t.png: no anomaly pattern is large enough"):
         CAI(tiny, size=SIZE)(target, key="t.png")

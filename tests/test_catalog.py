@@ -52,7 +52,8 @@ def test_update_logs_who_and_when_and_validates(catalog: Catalog) -> None:
         catalog.update(_rec(2).id, anomaly_class="dent")
     with pytest.raises(ValueError, match="needs a mask"):
         catalog.update(_rec(2).id, mask_status="annotated")
-    assert catalog.get(_rec(2).id).anomaly_class == "crack"
+    two = catalog.get(_rec(2).id)
+    assert two is not None and two.anomaly_class == "crack"
 
 
 def test_transaction_is_all_or_nothing(catalog: Catalog) -> None:
@@ -71,4 +72,5 @@ def test_find_filters_and_leaks(catalog: Catalog) -> None:
     assert [r.id for r in catalog.find(leaks="mvtec_ad")] == [_rec(5).id]
     assert len(catalog.find(anomaly_class="hole")) == 2
     assert len(catalog.find(representatives_only=True)) == 2
-    assert catalog.get(_rec(5).id[:12]).id == _rec(5).id
+    by_prefix = catalog.get(_rec(5).id[:12])
+    assert by_prefix is not None and by_prefix.id == _rec(5).id

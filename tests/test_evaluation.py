@@ -52,7 +52,7 @@ def brute_pro(maps: np.ndarray, masks: np.ndarray, limit: float = 0.3) -> float:
     pts = [(0.0, 0.0)]
     for t in sorted(np.unique(maps), reverse=True):
         above = maps >= t
-        pts.append(((above & neg).sum() / neg.sum(), np.mean([above[i][r].mean() for i, r in regs])))
+        pts.append((float((above & neg).sum() / neg.sum()), float(np.mean([above[i][r].mean() for i, r in regs]))))
     fpr, pro = np.array(pts).T
     return M.area_to(fpr, pro, limit)
 

@@ -47,15 +47,16 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_proposal_finds_a_dark_scratch_on_a_bright_plate():
     im, truth = plate()
     prop = propose_mask(im)
-    assert prop.polarity == "dark"
+    assert prop.polarity == "dark" and prop.mask is not None
     assert iou(prop.mask, truth) >= 0.8  # measured 0.87
 
 
 def test_proposal_finds_a_bright_scratch_on_a_dark_plate_and_nothing_on_a_clean_one():
     im, truth = plate(dark_scratch=False, seed=1)
     prop = propose_mask(im)
-    assert prop.polarity == "bright" and iou(prop.mask, truth) >= 0.75
-    assert propose_mask(im, ProposalParams(polarity="dark")).mask is None or iou(propose_mask(im, ProposalParams(polarity="dark")).mask, truth) < 0.2
+    assert prop.polarity == "bright" and prop.mask is not None and iou(prop.mask, truth) >= 0.75
+    dark = propose_mask(im, ProposalParams(polarity="dark")).mask
+    assert dark is None or iou(dark, truth) < 0.2
     clean, _ = plate(scratch=False, seed=2)
     empty = propose_mask(clean)
     assert empty.mask is None and "stands out" in empty.reason
@@ -100,7 +101,7 @@ def test_masks_propose_cli_marks_proposed_logs_and_respects_review(tmp_path, daa
     assert "proposed: 1" in res.output and "empty: 1" in res.output
     assert Image.open(sheet).size == (256, 256)
     rec = next(r for r in cat if r.origin_ref.endswith("plate.png"))
-    assert rec.mask_status == "proposed"
+    assert rec.mask_status == "proposed" and rec.mask_sha
     drawn = np.asarray(Image.open(store.mask_path(rec.mask_sha))) > 0
     assert iou(drawn, truth) >= 0.8
     assert rec.meta["mask_proposal"]["polarity"] == "dark"
@@ -112,7 +113,8 @@ def test_masks_propose_cli_marks_proposed_logs_and_respects_review(tmp_path, daa
     cat.update(rec.id, who="review:tester", mask_status="missing", mask_sha=None)
     again = CliRunner().invoke(main, ["masks", "propose", rec.id[:10], "--quiet"], env={"DAAD_HOME": str(daad_home)})
     assert "rejected by review:tester" in again.output
-    assert cat.get(rec.id).mask_status == "missing"
+    after = cat.get(rec.id)
+    assert after is not None and after.mask_status == "missing"
 
 
 # -- `daad masks import` ---------------------------------------------------------------------------

@@ -87,6 +87,7 @@ def test_collect_photos_session(photo_folder: Path, catalog: Catalog, store: Med
 
     # Masks: single channel, 0/255, the image's size, identical to the ground truth.
     rec = by_ref["crack/capsule_crack.png"]
+    assert rec.mask_sha
     mask = Image.open(store.mask_path(rec.mask_sha))
     assert mask.mode == "L" and mask.size == (rec.width, rec.height)
     gt = np.asarray(Image.open(shared_data / "mvtec_ad/capsule/ground_truth/crack/001_mask.png").convert("L")) > 0
@@ -243,7 +244,9 @@ def test_mask_names_are_matched_literally_not_as_glob_patterns(tmp_path: Path, c
     assert status == {"crack/a.png": "annotated", "crack/[ab].png": "missing", "crack/q1.png": "annotated",
                       "crack/q?.png": "missing", "crack/c*.png": "annotated"}
     by_ref = {r.origin_ref: r for r in catalog}
-    stored = np.asarray(Image.open(store.mask_path(by_ref["crack/c*.png"].mask_sha))) > 0
+    c_mask = by_ref["crack/c*.png"].mask_sha
+    assert c_mask
+    stored = np.asarray(Image.open(store.mask_path(c_mask))) > 0
     assert (stored == (np.asarray(Image.open(m5)) > 0)).all()
 
 

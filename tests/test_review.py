@@ -273,6 +273,7 @@ def test_parse_tags(fo):
 
     assert parse_tags(["good", "x"]) is None
     plan = parse_tags(["class:crack", "mask:bad", "x"])
+    assert plan is not None
     assert (plan.anomaly_class, plan.mask, plan.tags) == ("crack", False, ["class:crack", "mask:bad"])
     with pytest.raises(ValueError, match="several classes"):
         parse_tags(["class:crack", "class:hole"])
