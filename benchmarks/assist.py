@@ -46,7 +46,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--grow", type=float, default=0.1, help="box margin, as a fraction of the region's size")
     ap.add_argument("--limit", type=int, default=200, help="images per dataset at most")
     args = ap.parse_args()

@@ -28,6 +28,7 @@ imported (`_imagededup_phash`). Install: `pip install --no-deps imagededup` (see
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import logging
 import os
@@ -80,14 +81,15 @@ def real_images(root: Path = SHARED) -> list[Path]:
 
 def _imagededup_phash():
     """imagededup's PHash class without running its package __init__ (which imports torchvision)."""
+    # By name: imagededup is an optional peer, not installed where the type check runs.
     try:
-        import imagededup
+        imagededup = importlib.import_module("imagededup")
     except ImportError:
         sys.exit("benchmarks/dedupe.py compares against imagededup, which is not installed: "
                  "pip install --no-deps 'imagededup>=0.3.3' (--no-deps: its own dependencies pull torchvision "
                  "and a CUDA torch; this benchmark uses only its hashing code)")
 
-    base = Path(imagededup.__file__).parent
+    base = Path(str(imagededup.__file__)).parent  # a package from files: __file__ is set
     for sub in ("methods", "utils"):
         name = f"imagededup.{sub}"
         if name not in sys.modules:
@@ -99,13 +101,11 @@ def _imagededup_phash():
         if logger.startswith("imagededup"):
             logging.getLogger(logger).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="imagededup")
-    from imagededup.methods.hashing import PHash
-
-    return PHash
+    return importlib.import_module("imagededup.methods.hashing").PHash
 
 
-def make_images(n: int, out: Path, seed: int = 0, fmt: str = "png") -> tuple[list[Path], list[int], list[str]]:
-    """Write ~n images (bases + all plants of each); returns paths, base index and plant name per image."""
+def make_images(n: int, out: Path, seed: int = 0, fmt: str = "png") -> tuple[list[Path], list[int], list[str], list[Path]]:
+    """Write ~n images (bases + all plants of each); returns paths, base index and plant name per image, and the bases used."""
     bases = real_images()
     per = len(PLANTS) + 1
     rng = random.Random(seed)
@@ -178,6 +178,7 @@ def bench_images(n: int, k: int, workers: int, fmt: str = "png") -> None:
 
         hv = hashing.hash_files(paths, workers=workers, variants=True, progress=False)
         t3 = cpu()
+        assert hv.phash_variants is not None and hv.dhash_variants is not None  # variants=True
         q, jv, _ = MultiIndexHash().cross_pairs(hv.phash_variants.reshape(-1), hv.dhash_variants.reshape(-1), hv.phash, hv.dhash, k)
         t4 = cpu()
         iv = q // 8
@@ -289,6 +290,7 @@ def measure_k(k: int) -> None:
             hv = hashing.hash_images([fn(im)])
             if name == "hflip":
                 v = hashing.hash_images([im], variants=True)
+                assert v.phash_variants is not None and v.dhash_variants is not None  # variants=True
                 dist_p = int(distance(v.phash_variants[0], v.dhash_variants[0], hv.phash[0], hv.dhash[0]).min())
             else:
                 dist_p = int(distance(p0, d0, hv.phash[0], hv.dhash[0]))
@@ -298,7 +300,7 @@ def measure_k(k: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="10k images and 1M random codes (default: --quick sizes)")
     ap.add_argument("--images", type=int, help="number of images (quick 1500, full 10000)")
     ap.add_argument("--random", type=int, help="random codes for the search step (quick 300k, full 1M)")

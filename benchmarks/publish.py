@@ -78,7 +78,7 @@ def pyarrow_rows(catalog, store, path: Path) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("-n", type=int, default=400)
     a = ap.parse_args()
     from daad.release.publish import publish
