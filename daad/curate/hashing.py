@@ -42,6 +42,11 @@ from daad.engine import Engine, LocalEngine
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
 FAST_SIDE = 4 * _PHASH_SIDE  # fast mode: libjpeg downscales to no less than this (4x the pHash thumbnail)
+# Below this many bytes of files, `hash_files` (no workers, no engine given) hashes in this
+# process: a spawned pool of 2 costs 1.3-1.5 CPU s and 5-6 s wall to start (2 tiny
+# tasks, load 7 on 2 cores), about what hashing 30-60 MB of files costs in one process
+# (12 MB/s on the JPEG q95 benchmark set, 22-28 MB/s on PNGs).
+POOL_MIN_BYTES = 64 << 20
 # Image.transpose codes of the 8 symmetries of the square; index 0 is the identity.
 DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     None,
@@ -194,6 +199,28 @@ def _hash_chunk(_state: None, args: tuple[list[str], bool, bool]) -> Hashes:
     return _finish(ph, dh, ok, variants, errors)
 
 
+def default_workers(paths: Sequence[Union[str, Path]], min_bytes: int = POOL_MIN_BYTES) -> int:
+    """Worker processes worth starting for these files: 1 (this process) below `min_bytes` of files, else the CPU count.
+
+    Publishing 388 unhashed Magnetic Tile images (22.5 MB) took 1.0 CPU s / 1.4 s wall in
+    this process and 3.0 CPU s / 3.8 s wall with a pool of 2 (benchmarks/publish.py's data):
+    below the threshold the pool's start-up is most of the work. Stops reading sizes
+    once the threshold is reached; an unreadable file counts 0 (hashing names it).
+    """
+    cpus = os.cpu_count() or 1
+    total = 0
+    for p in paths:
+        if cpus == 1:
+            break
+        try:
+            total += os.stat(p).st_size
+        except OSError:
+            continue
+        if total >= min_bytes:
+            return cpus
+    return 1
+
+
 def hash_files(
     paths: Sequence[Union[str, Path]],
     variants: bool = False,
@@ -208,11 +235,12 @@ def hash_files(
 
     `engine` decides where chunks of `chunk` files are hashed (a Ray cluster hashes
     them on its nodes; every node must see the paths); without one, `workers`
-    processes here (default: the CPU count; 1 runs in this process). `fast`: JPEGs are
+    processes here (default: `default_workers`, this process for a small batch, else the
+    CPU count; 1 runs in this process). `fast`: JPEGs are
     downscaled while decoding (see `decode_grey`); the hashes are then not imagehash's.
     """
     paths = [str(p) for p in paths]
-    engine = engine or LocalEngine(workers or os.cpu_count() or 1)
+    engine = engine or LocalEngine(workers or default_workers(paths))
     chunks = [(paths[i : i + chunk], variants, fast) for i in range(0, len(paths), chunk)]
     parts: list[Hashes | None] = [None] * len(chunks)
     with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
