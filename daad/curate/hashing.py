@@ -18,6 +18,18 @@ bits for speed: JPEGs are downscaled in the DCT domain while decoding and thumbn
 are box-reduced first (see `decode_grey`); its hashes are never stored, and its recall on the planted
 copies of benchmarks/dedupe.py is printed beside its speed (README, "Near-duplicates").
 
+Where the time goes, per core (benchmarks/dedupe.py `per_core`, 420 planted-copy images,
+single process, load ~7-10 on 2 shared cores): JPEG q95 files 4.7 ms an image
+(imagededup's PHash 5.3 ms: 1.13x), of which decode 2.8, convert("L") 0.2 and the two
+LANCZOS thumbnails 1.2 + 1.0 (each resize filters every input pixel ~6 times, whatever
+the output size, so the 9x8 costs what the 32x32 does); PNG files 10.2 ms (imagededup
+10.2 ms), of which decode 7.3. Those are imagehash's own calls: while the bits stay
+imagehash's, daad cannot be much faster than imagededup (which decodes the same bytes and
+resizes once, in RGB). Rejected as not identical: one resize serving both hashes, grey
+decoding of RGB JPEGs (below), a DCT as a matrix product A @ X @ A.T (same bits on 200
+real thumbnails, other bits on 6 of 7 flat or gradient ones, whose coefficients are
+rounding noise that `scipy.fftpack.dct` rounds its own way; the DCT is <1% of the time). `fast=True` is 1.3 ms a JPEG (4.0x imagededup), 7.9 ms a PNG (1.3x).
+
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
 within a few bits of one of the original's variants. Variant 0 is the image itself.
@@ -166,9 +178,10 @@ def decode_grey(path: Union[str, Path], fast: bool = False) -> Image.Image:
 
     Exact mode decodes as imagehash does (RGB, then `convert("L")`). Decoding an RGB JPEG
     straight to grey (libjpeg's own luma) was measured as the default and rejected: 2.9x
-    faster decoding and identical hashes on all 275 RGB JPEGs of ../shared/data, but
-    6 of 420 JPEG q95 copies in benchmarks/dedupe.py (`--format jpg`) got other bits
-    than imagehash's. It is part of `fast` (opt-in, `--fast`), which also lets libjpeg
+    faster decoding and identical hashes on all 275 RGB JPEGs of ../shared/data (the
+    other 528 are grey JPEGs, decoded to grey anyway), but 6 of 420 JPEG q95 copies in
+    benchmarks/dedupe.py (`--format jpg`) got other bits than imagehash's (measured again
+    on Dec 1: the same 275/275 and 6/420). It is part of `fast` (opt-in, `--fast`), which also lets libjpeg
     downscale in the DCT domain (1/2 to 1/8, to no less than FAST_SIDE pixels a side)
     and box-reduces the thumbnails first (`_thumbnails`): hashes then differ from
     imagehash by a few bits; the planted-copy recall and the speed of both modes are in
