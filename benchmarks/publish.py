@@ -104,16 +104,22 @@ def one_round(tmp: Path, n: int) -> tuple[int, dict[str, tuple[float, float]]]:
     home = tmp / f"home{time.monotonic_ns()}"
     catalog, store = build(home, n)
     t: dict[str, tuple[float, float]] = {}
-    rows, *t["pyarrow"] = timed(lambda: pyarrow_rows(catalog, store, home / "pyarrow.parquet"))
-    _, *t["decode"] = timed(lambda: decode_all(catalog, store))
-    _, *t["hash"] = timed(lambda: hash_all(catalog, store))
-    _, *t["publish"] = timed(lambda: publish(catalog, "1.0.0", home / "hub", progress=False, gated=""))
-    _, *t["again"] = timed(lambda: publish(catalog, "1.0.1", home / "hub", progress=False, gated=""))
+
+    def run(name: str, fn):
+        out, c, w = timed(fn)
+        t[name] = (c, w)
+        return out
+
+    rows = run("pyarrow", lambda: pyarrow_rows(catalog, store, home / "pyarrow.parquet"))
+    run("decode", lambda: decode_all(catalog, store))
+    run("hash", lambda: hash_all(catalog, store))
+    run("publish", lambda: publish(catalog, "1.0.0", home / "hub", progress=False, gated=""))
+    run("again", lambda: publish(catalog, "1.0.1", home / "hub", progress=False, gated=""))
     return rows, t
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("-n", type=int, default=400)
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds, each on a fresh home (default 3)")
     a = ap.parse_args()
