@@ -88,3 +88,4 @@ def test_set_hashes_stores_many_and_logs_each_change_like_update(catalog: Catalo
     again = catalog.set_hashes([(a, "ab" * 8, "ff" * 8)])
     assert [(e["field"], e["old"], e["new"]) for e in catalog.events(a)][-1] == ("dhash", "cd" * 8, "ff" * 8) and len(catalog.events(a)) == 3
     assert again[a].dhash == "ff" * 8
+    assert catalog.set_hashes([("f" * 64, "ab" * 8, "cd" * 8)]) == {} and len(catalog) == 3  # an unknown id adds nothing
