@@ -14,6 +14,13 @@ What it does, all in one run on this machine:
    its default threshold 10, its Cython brute force), both with the same worker count.
    Prints CPU seconds (this process and its workers), the ratio imagededup/daad, and the
    recall of planted pairs per plant; also daad `--fast` and imagehash itself.
+   Then per core (`per_core`): both single-process in this process, interleaved rounds,
+   medians: daad exact and `--fast` (`hash_files(workers=1)`) against imagededup's
+   `encode_image` on each file (what each of its pool workers runs) and imagehash, and
+   the stages of the exact path (decode, grey, the two LANCZOS thumbnails) that bound it.
+   The pooled comparison above is not per core: daad's pool is spawned (each worker
+   imports numpy, scipy and Pillow, ~1.3 CPU s for 2 workers on this machine) while
+   imagededup's `multiprocessing.Pool` forks.
 3. Search alone: R random 128-bit codes with 1000 planted near pairs (<= k bits
    apart); daad's multi-index hashing on all R, and on a subset of B codes both daad
    (MIH and brute force) and imagededup's search (on the 64-bit pHash half), whose cost
@@ -34,6 +41,7 @@ import logging
 import os
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -157,7 +165,71 @@ def _imagehash_pair(path: str) -> tuple[str, str]:
         return str(imagehash.phash(im)), str(imagehash.dhash(im))
 
 
-def bench_images(n: int, k: int, workers: int, fmt: str = "png") -> None:
+def per_core(paths: list[Path], repeats: int) -> list[str]:
+    """Hashing per core: everything single-process here, `repeats` interleaved rounds, median CPU seconds (the lines to print)."""
+    import imagehash
+
+    from daad.core.images import decode
+
+    idd = _imagededup_phash()(verbose=False)
+    files = [str(p) for p in paths]
+
+    def imagededup_phash() -> None:
+        for f in files:
+            idd.encode_image(image_file=f)
+
+    def imagehash_both() -> None:
+        for f in files:
+            with Image.open(f) as im:
+                imagehash.phash(im)
+                imagehash.dhash(im)
+
+    stages = {"  stage: decode (daad's checks, EXIF)": 0.0, "  stage: convert('L')": 0.0,
+              "  stage: LANCZOS 32x32 (pHash)": 0.0, "  stage: LANCZOS 9x8 (dHash)": 0.0}
+
+    def exact_stages() -> None:
+        """imagehash's calls one by one, each image dropped after use (holding 420 decoded images costs page faults)."""
+        t = [0.0] * 4
+        for f in files:
+            t0 = time.process_time()
+            im = decode(f, f)
+            t1 = time.process_time()
+            g = im if im.mode == "L" else im.convert("L")
+            t2 = time.process_time()
+            g.resize((32, 32), Image.Resampling.LANCZOS)
+            t3 = time.process_time()
+            g.resize((9, 8), Image.Resampling.LANCZOS)
+            t4 = time.process_time()
+            for i, d in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                t[i] += d
+        for name, d in zip(stages, t):
+            times[name].append(d)
+
+    runs = {
+        "daad exact (pHash + dHash)": lambda: hashing.hash_files(files, workers=1, progress=False),
+        "daad --fast (pHash + dHash)": lambda: hashing.hash_files(files, workers=1, progress=False, fast=True),
+        "imagededup PHash encode_image": imagededup_phash,
+        "imagehash phash + dhash": imagehash_both,
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*runs, *stages]}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t = time.process_time()
+            fn()
+            times[name].append(time.process_time() - t)
+        exact_stages()
+    med = {name: statistics.median(v) for name, v in times.items()}
+    idd_s = med["imagededup PHash encode_image"]
+    out = [f"\nper core: {len(files)} files, single process, medians of {repeats} interleaved rounds, load average {os.getloadavg()[0]:.1f}",
+           f"{'what':40s} {'CPU s':>7s} {'ms/image':>9s} {'imagededup / this':>18s}"]
+    out += [f"{name:40s} {v:7.2f} {1000 * v / len(files):9.2f} {idd_s / v:17.2f}x" for name, v in med.items()]
+    floor = sum(v for name, v in med.items() if name.startswith("  stage"))
+    out.append(f"the stages summed (imagehash's own calls, which exact hashing must make): {floor:.2f}s, imagededup / that {idd_s / floor:.2f}x; "
+               f"daad exact adds only the batched DCT")
+    return out
+
+
+def bench_images(n: int, k: int, workers: int, fmt: str = "png", repeats: int = 3) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     PHash = _imagededup_phash()
@@ -208,6 +280,7 @@ def bench_images(n: int, k: int, workers: int, fmt: str = "png") -> None:
         dup8 = ph.find_duplicates(encoding_map=enc, max_distance_threshold=k, num_dist_workers=workers)
         t8 = cpu()
         theirs8 = {(min(index[a], index[b]), max(index[a], index[b])) for a, bs in dup8.items() for b in bs}
+        core = per_core(paths, repeats)
 
     rows = [
         ("daad pHash+dHash, k=8", t1 - t0, t2 - t1, ours),
@@ -232,6 +305,7 @@ def bench_images(n: int, k: int, workers: int, fmt: str = "png") -> None:
     print("cross-image pairs: pairs between copies of two different real images (the real data holds genuine near-duplicates,")
     print("e.g. DeepPCB template/test pairs); distinct-MVTec-anomaly pairs: of those, between two different MVTec AD anomalies (false).")
     print(f"({len(mv)} MVTec AD anomalies among the {len(chosen)} real images)")
+    print("\n".join(core))
 
 
 def bench_search(r: int, b: int, k: int, workers: int, seed: int = 0) -> None:
@@ -309,6 +383,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--measure-k", action="store_true", help="only print the measurement behind the default k")
     ap.add_argument("--format", choices=["png", "jpg"], default="png", help="how the planted image set is written (default png)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the per-core hashing comparison (default 3)")
     ap.add_argument("--no-search", action="store_true", help="skip the random-code search step (benchmarks/search.py has it against faiss)")
     a = ap.parse_args()
     if a.measure_k:
@@ -318,7 +393,7 @@ def main() -> None:
     r = a.random or (1_000_000 if a.full else 300_000)
     b = a.baseline_codes or (20_000 if a.full else 8_000)
     print(f"daad dedupe benchmark: {os.cpu_count()} CPUs, {a.workers} workers, k={a.k}")
-    bench_images(n, a.k, a.workers, a.format)
+    bench_images(n, a.k, a.workers, a.format, a.repeats)
     if not a.no_search:
         bench_search(r, b, a.k, a.workers)
 

@@ -74,3 +74,21 @@ def test_find_filters_and_leaks(catalog: Catalog) -> None:
     assert len(catalog.find(representatives_only=True)) == 2
     by_prefix = catalog.get(_rec(5).id[:12])
     assert by_prefix is not None and by_prefix.id == _rec(5).id
+
+
+def test_set_hashes_stores_many_and_logs_each_change_like_update(catalog: Catalog) -> None:
+    for i in range(3):
+        catalog.add(_rec(i, phash="00" * 8 if i == 2 else None, dhash="11" * 8 if i == 2 else None))
+    a, b, c = (_rec(i).id for i in range(3))
+    changed = catalog.set_hashes([(a, "ab" * 8, "cd" * 8), (b, "ef" * 8, "01" * 8), (c, "00" * 8, "11" * 8)], who="publish")
+    assert set(changed) == {a, b}  # c already had these hashes: nothing written, nothing logged
+    assert changed[a].phash == "ab" * 8 and changed[a] == catalog.get(a)
+    got_b = catalog.get(b)
+    assert got_b is not None and (got_b.phash, got_b.dhash) == ("ef" * 8, "01" * 8)
+    ev = catalog.events(a)
+    assert [(e["field"], e["old"], e["new"], e["who"]) for e in ev] == [("phash", None, "ab" * 8, "publish"), ("dhash", None, "cd" * 8, "publish")]
+    assert catalog.events(c) == []
+    again = catalog.set_hashes([(a, "ab" * 8, "ff" * 8)])
+    assert [(e["field"], e["old"], e["new"]) for e in catalog.events(a)][-1] == ("dhash", "cd" * 8, "ff" * 8) and len(catalog.events(a)) == 3
+    assert again[a].dhash == "ff" * 8
+    assert catalog.set_hashes([("f" * 64, "ab" * 8, "cd" * 8)]) == {} and len(catalog) == 3  # an unknown id adds nothing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -101,3 +102,15 @@ def test_fast_mode_downscales_jpegs_and_stays_within_a_few_bits(shared_data):
     pngs = sorted((shared_data / "mvtec_ad").glob("*/test/good/*.png"))[:10]  # fast mode box-reduces big PNGs first
     exact, fast = hashing.hash_files(pngs, workers=1, progress=False), hashing.hash_files(pngs, workers=1, progress=False, fast=True)
     assert (hashing.hamming(exact.phash, fast.phash) + hashing.hamming(exact.dhash, fast.dhash)).max() <= 16
+
+
+def test_a_small_batch_hashes_in_this_process_a_large_one_in_a_pool(tmp_path: Path) -> None:
+    files = []
+    for i in range(3):
+        Image.new("L", (64, 64), 40 * i).save(tmp_path / f"{i}.png")
+        files.append(tmp_path / f"{i}.png")
+    size = sum(f.stat().st_size for f in files)
+    assert hashing.default_workers(files) == 1  # a few KB: a pool's start-up would cost more than the work
+    cpus = os.cpu_count() or 1
+    assert hashing.default_workers(files, min_bytes=size) == cpus  # the threshold reached: one process per CPU
+    assert hashing.default_workers([tmp_path / "missing.png", *files], min_bytes=size + 1) == 1  # a missing file counts 0

@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote
 
 from daad.core.errors import CatalogError
@@ -367,6 +367,38 @@ class Catalog:
                     (rec.id, k, json.dumps(old[k]), json.dumps(fields[k]), who, row["updated_at"]),
                 )
             return updated
+
+    def set_hashes(self, hashes: Sequence[tuple[str, str, str]], who: str = "daad") -> dict[str, Record]:
+        """Store (id, phash, dhash) of many samples in one transaction, logging each change as `update` does.
+
+        Returns the changed records by id (unchanged ones, and ids the catalog does not
+        hold, are left out). Why not `update`
+        per sample: it reads, validates and rewrites the whole row, 1.7 ms a sample
+        (388 samples: 0.67 s of a 4.4 s profiled publish); hashes are plain strings that
+        need none of that, so this reads the old values and writes the changes in batches.
+        """
+        out: dict[str, Record] = {}
+        want = {i: (p, d) for i, p, d in hashes}
+        ids = list(want)
+        with self.transaction():
+            now = _now()
+            updates, events = [], []
+            for s in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+                part = ids[s : s + 500]
+                rows = self._db.execute(f"SELECT * FROM samples WHERE id IN ({', '.join('?' * len(part))})", part).fetchall()
+                for row in rows:
+                    p, d = want[row["id"]]
+                    changed = {k: v for k, v in (("phash", p), ("dhash", d)) if row[k] != v}
+                    if not changed:
+                        continue
+                    rec = _from_row(row)
+                    updates.append((p, d, now, rec.id))
+                    events += [(rec.id, k, json.dumps(row[k]), json.dumps(v), who, now) for k, v in changed.items()]
+                    rec.phash, rec.dhash, rec.updated_at = p, d, now
+                    out[rec.id] = rec
+            self._db.executemany("UPDATE samples SET phash = ?, dhash = ?, updated_at = ? WHERE id = ?", updates)
+            self._db.executemany("INSERT INTO events (sample_id, field, old, new, who, at) VALUES (?, ?, ?, ?, ?, ?)", events)
+        return out
 
     def events(self, sample_id: str) -> list[dict[str, Any]]:
         """The change log of one sample, oldest first."""

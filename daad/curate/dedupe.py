@@ -100,14 +100,14 @@ def catalog_hashes(
         h = hashing.hash_files([store.image_path(recs[i].id) for i in todo], variants=variants, progress=progress, desc="hash",
                                engine=engine)
         errors = h.errors
-        with catalog.transaction():
-            for n, i in enumerate(todo):
-                if not h.ok[n]:
-                    ok[i] = False
-                    continue
-                p, d = hashing.to_hex(h.phash[n]), hashing.to_hex(h.dhash[n])
-                if recs[i].phash != p or recs[i].dhash != d:
-                    recs[i] = catalog.update(recs[i].id, who=who, phash=p, dhash=d)
+        rows = []
+        for n, i in enumerate(todo):
+            if h.ok[n]:
+                rows.append((recs[i].id, hashing.to_hex(h.phash[n]), hashing.to_hex(h.dhash[n])))
+            else:
+                ok[i] = False
+        changed = catalog.set_hashes(rows, who=who)  # one transaction, batched statements
+        recs = [changed.get(r.id, r) for r in recs]
         if variants:
             pv, dv = _variants(h, ok[todo])  # todo covers every record here
     recs = [r for r, good in zip(recs, ok) if good]

@@ -18,6 +18,18 @@ bits for speed: JPEGs are downscaled in the DCT domain while decoding and thumbn
 are box-reduced first (see `decode_grey`); its hashes are never stored, and its recall on the planted
 copies of benchmarks/dedupe.py is printed beside its speed (README, "Near-duplicates").
 
+Where the time goes, per core (benchmarks/dedupe.py `per_core`, 420 planted-copy images,
+single process, load ~7-10 on 2 shared cores): JPEG q95 files 4.7 ms an image
+(imagededup's PHash 5.3 ms: 1.13x), of which decode 2.8, convert("L") 0.2 and the two
+LANCZOS thumbnails 1.2 + 1.0 (each resize filters every input pixel ~6 times, whatever
+the output size, so the 9x8 costs what the 32x32 does); PNG files 10.2 ms (imagededup
+10.2 ms), of which decode 7.3. Those are imagehash's own calls: while the bits stay
+imagehash's, daad cannot be much faster than imagededup (which decodes the same bytes and
+resizes once, in RGB). Rejected as not identical: one resize serving both hashes, grey
+decoding of RGB JPEGs (below), a DCT as a matrix product A @ X @ A.T (same bits on 200
+real thumbnails, other bits on 6 of 7 flat or gradient ones, whose coefficients are
+rounding noise that `scipy.fftpack.dct` rounds its own way; the DCT is <1% of the time). `fast=True` is 1.3 ms a JPEG (4.0x imagededup), 7.9 ms a PNG (1.3x).
+
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
 within a few bits of one of the original's variants. Variant 0 is the image itself.
@@ -42,6 +54,11 @@ from daad.engine import Engine, LocalEngine
 HASH_SIZE = 8
 _PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
 FAST_SIDE = 4 * _PHASH_SIDE  # fast mode: libjpeg downscales to no less than this (4x the pHash thumbnail)
+# Below this many bytes of files, `hash_files` (no workers, no engine given) hashes in this
+# process: a spawned pool of 2 costs 1.3-1.5 CPU s and 5-6 s wall to start (2 tiny
+# tasks, load 7 on 2 cores), about what hashing 30-60 MB of files costs in one process
+# (12 MB/s on the JPEG q95 benchmark set, 22-28 MB/s on PNGs).
+POOL_MIN_BYTES = 64 << 20
 # Image.transpose codes of the 8 symmetries of the square; index 0 is the identity.
 DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     None,
@@ -161,9 +178,10 @@ def decode_grey(path: Union[str, Path], fast: bool = False) -> Image.Image:
 
     Exact mode decodes as imagehash does (RGB, then `convert("L")`). Decoding an RGB JPEG
     straight to grey (libjpeg's own luma) was measured as the default and rejected: 2.9x
-    faster decoding and identical hashes on all 275 RGB JPEGs of ../shared/data, but
-    6 of 420 JPEG q95 copies in benchmarks/dedupe.py (`--format jpg`) got other bits
-    than imagehash's. It is part of `fast` (opt-in, `--fast`), which also lets libjpeg
+    faster decoding and identical hashes on all 275 RGB JPEGs of ../shared/data (the
+    other 528 are grey JPEGs, decoded to grey anyway), but 6 of 420 JPEG q95 copies in
+    benchmarks/dedupe.py (`--format jpg`) got other bits than imagehash's (measured again
+    on Dec 1: the same 275/275 and 6/420). It is part of `fast` (opt-in, `--fast`), which also lets libjpeg
     downscale in the DCT domain (1/2 to 1/8, to no less than FAST_SIDE pixels a side)
     and box-reduces the thumbnails first (`_thumbnails`): hashes then differ from
     imagehash by a few bits; the planted-copy recall and the speed of both modes are in
@@ -194,6 +212,28 @@ def _hash_chunk(_state: None, args: tuple[list[str], bool, bool]) -> Hashes:
     return _finish(ph, dh, ok, variants, errors)
 
 
+def default_workers(paths: Sequence[Union[str, Path]], min_bytes: int = POOL_MIN_BYTES) -> int:
+    """Worker processes worth starting for these files: 1 (this process) below `min_bytes` of files, else the CPU count.
+
+    Publishing 388 unhashed Magnetic Tile images (22.5 MB) took 1.0 CPU s / 1.4 s wall in
+    this process and 3.0 CPU s / 3.8 s wall with a pool of 2 (benchmarks/publish.py's data):
+    below the threshold the pool's start-up is most of the work. Stops reading sizes
+    once the threshold is reached; an unreadable file counts 0 (hashing names it).
+    """
+    cpus = os.cpu_count() or 1
+    total = 0
+    for p in paths:
+        if cpus == 1:
+            break
+        try:
+            total += os.stat(p).st_size
+        except OSError:
+            continue
+        if total >= min_bytes:
+            return cpus
+    return 1
+
+
 def hash_files(
     paths: Sequence[Union[str, Path]],
     variants: bool = False,
@@ -208,11 +248,12 @@ def hash_files(
 
     `engine` decides where chunks of `chunk` files are hashed (a Ray cluster hashes
     them on its nodes; every node must see the paths); without one, `workers`
-    processes here (default: the CPU count; 1 runs in this process). `fast`: JPEGs are
+    processes here (default: `default_workers`, this process for a small batch, else the
+    CPU count; 1 runs in this process). `fast`: JPEGs are
     downscaled while decoding (see `decode_grey`); the hashes are then not imagehash's.
     """
     paths = [str(p) for p in paths]
-    engine = engine or LocalEngine(workers or os.cpu_count() or 1)
+    engine = engine or LocalEngine(workers or default_workers(paths))
     chunks = [(paths[i : i + chunk], variants, fast) for i in range(0, len(paths), chunk)]
     parts: list[Hashes | None] = [None] * len(chunks)
     with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
