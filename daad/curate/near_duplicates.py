@@ -193,6 +193,19 @@ def _expand(a: np.ndarray, targets: np.ndarray, table: tuple[np.ndarray, np.ndar
     yield from _runs(a[hit], start[targets[hit]], cnt[hit])
 
 
+def _probe(src: np.ndarray, keys: np.ndarray, flips: list[int], table: tuple[np.ndarray, np.ndarray], chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs (a, every sorted position whose key is keys[a] ^ f) for a in src and each flip f: the probing of both joins.
+
+    `src` is taken `chunk` positions at a time, which bounds memory to one chunk's keys
+    and one flip's candidates (2^21 positions: 16 MB an int64 array) whatever N is.
+    """
+    for c0 in range(0, len(src), chunk):
+        a0 = src[c0 : c0 + chunk]
+        ka = keys[a0]
+        for f in flips:
+            yield from _expand(a0, ka ^ f, table)
+
+
 def _runs(a: np.ndarray, lo: np.ndarray, cnt: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(a[i], lo[i] + t) for t < cnt[i]: one batch per t while runs are short (random buckets hold ~1 code), then all at once."""
     for _ in range(4):
@@ -299,12 +312,7 @@ class MultiIndexHash:
         ski = sk.astype(np.intp)
         for hb, flips in _flips_by_top_bit(sub.width, sub.radius):
             # A pair with different keys is found once: from the side whose key has the flip's top bit clear.
-            src = np.flatnonzero((ski & (1 << hb)) == 0)
-            for c0 in range(0, len(src), self.chunk):
-                a0 = src[c0 : c0 + self.chunk]
-                ka = ski[a0]
-                for f in flips:
-                    yield from _expand(a0, ka ^ f, table)
+            yield from _probe(np.flatnonzero((ski & (1 << hb)) == 0), ski, flips, table, self.chunk)
 
     def _cross_candidates(self, qks: np.ndarray, sk: np.ndarray, sub: Substring) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(query position, index position) pairs, both in sorted order, whose keys are within the radius."""
@@ -314,13 +322,8 @@ class MultiIndexHash:
             hit = np.flatnonzero(cnt)
             yield from _runs(hit, lo[hit], cnt[hit])
             return
-        table = _table(sk, sub.width)
         flips = [0] + [f for _, fs in _flips_by_top_bit(sub.width, sub.radius) for f in fs]
-        for c0 in range(0, len(qks), self.chunk):
-            a0 = np.arange(c0, min(len(qks), c0 + self.chunk))
-            ka = qks[a0].astype(np.intp)
-            for f in flips:
-                yield from _expand(a0, ka ^ f, table)
+        yield from _probe(np.arange(len(qks)), qks.astype(np.intp), flips, _table(sk, sub.width), self.chunk)
 
 
 SEARCHERS: dict[str, type] = {"mih": MultiIndexHash, "brute": BruteForce}
