@@ -96,28 +96,33 @@ class SetAnomalyClass(_CatalogOperator):
         return review.set_class(samples, ctx.params["anomaly_class"], who=who)
 
 
-class AcceptMask(_CatalogOperator):
+class _JudgeMasks(_CatalogOperator):
+    """Accept or reject the masks of the targets (`accept`), through `review.judge_masks`."""
+
+    accept: bool
+
+    def decide(self, ctx, samples, who: str) -> review.DecisionReport:
+        return review.judge_masks(samples, accept=self.accept, who=who)
+
+
+class AcceptMask(_JudgeMasks):
     """Accept the masks of the selected samples: proposed -> annotated."""
 
+    accept = True
     spec = _Spec(
         "accept_mask", "daad: accept mask", "Mark the masks of the selected samples as checked by a person (annotated)",
         icon="check_circle", button="daad: accept mask",
     )
 
-    def decide(self, ctx, samples, who: str) -> review.DecisionReport:
-        return review.judge_masks(samples, accept=True, who=who)
 
-
-class RejectMask(_CatalogOperator):
+class RejectMask(_JudgeMasks):
     """Reject the masks of the selected samples: they go back to missing (to be drawn)."""
 
+    accept = False
     spec = _Spec(
         "reject_mask", "daad: reject mask", "Reject the masks of the selected samples (mask status -> missing, to be drawn)",
         icon="cancel", button="daad: reject mask",
     )
-
-    def decide(self, ctx, samples, who: str) -> review.DecisionReport:
-        return review.judge_masks(samples, accept=False, who=who)
 
 
 def register(plugin):
