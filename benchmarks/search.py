@@ -29,21 +29,7 @@ from functools import partial
 import numpy as np
 
 from daad.curate.near_duplicates import MultiIndexHash, plan_substrings
-
-
-def codes(r: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    p = rng.integers(0, 2**64, r, dtype=np.uint64, endpoint=False)
-    d = rng.integers(0, 2**64, r, dtype=np.uint64, endpoint=False)
-    for t in range(min(1000, r // 2)):
-        a, c = 2 * t, 2 * t + 1
-        p[c], d[c] = p[a], d[a]
-        for f in rng.choice(128, t % (k + 1), replace=False):
-            if f < 64:
-                p[c] ^= np.uint64(1) << np.uint64(f)
-            else:
-                d[c] ^= np.uint64(1) << np.uint64(f - 64)
-    return p, d
+from daad.curate.planted_codes import planted_codes
 
 
 def timed(fn):
@@ -79,7 +65,7 @@ def main() -> None:
     print(f"exact search, k = {k}, random 128-bit codes + 1000 planted pairs; CPU s (wall s) of one thread")
     print(f"{'R':>11} | {'daad MIH':>16} | {'faiss MultiHash':>16} {'ratio':>6} | {'faiss Hash':>16} {'ratio':>6} | pairs  same  daad peak RSS")
     for r in [int(s) for s in a.sizes.split(",")]:
-        p, d = codes(r, k)
+        p, d = planted_codes(r, k, pairs=min(1000, r // 2))
         (i, j, _), c_ours, w_ours = timed(partial(MultiIndexHash().self_pairs, p, d, k))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         ours = set(zip(i.tolist(), j.tolist()))

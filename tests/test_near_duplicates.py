@@ -11,31 +11,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from daad.curate import planted_codes as planted
 from daad.curate.hashing import hash_files
-from daad.curate.near_duplicates import BruteForce, MultiIndexHash, Substring, plan_substrings
+from daad.curate.near_duplicates import BruteForce, MultiIndexHash, Substring, distance, plan_substrings
 
 
 def planted_codes(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n random 128-bit codes; codes 2t and 2t+1 are t % (k+1) bits apart (t < n // 4), some in clusters of three."""
-    rng = np.random.default_rng(seed)
-    p = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
-    d = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
-    for t in range(n // 4):
-        a, c = 2 * t, 2 * t + 1
-        p[c], d[c] = p[a], d[a]
-        for f in rng.choice(128, t % (k + 1), replace=False):
-            if f < 64:
-                p[c] ^= np.uint64(1) << np.uint64(f)
-            else:
-                d[c] ^= np.uint64(1) << np.uint64(f - 64)
-    third = n // 2 + np.arange(0, n // 8)  # exact copies of planted codes: buckets of three and more
-    p[third], d[third] = p[third - n // 2], d[third - n // 2]
-    return p, d
+    """n random 128-bit codes; codes 2t and 2t+1 are t % (k+1) bits apart (t < n // 4), the first n // 8 in threes."""
+    return planted.planted_codes(n, k, pairs=n // 4, copies=n // 8, seed=seed)
 
 
 def same(a, b) -> bool:
     order = np.lexsort((b[1], b[0]))
     return all(np.array_equal(x, y[order]) for x, y in zip(a, b))
+
+
+def test_planted_codes_are_where_the_docstring_says():
+    p, d = planted.planted_codes(1000, 5, pairs=300, copies=40, seed=3)
+    t = np.arange(300)
+    assert np.array_equal(distance(p[2 * t], d[2 * t], p[2 * t + 1], d[2 * t + 1]), t % 6)
+    assert np.array_equal(p[600:640], p[:40]) and np.array_equal(d[600:640], d[:40])
+    with pytest.raises(ValueError, match="do not fit in 100 codes"):
+        planted.planted_codes(100, 5, pairs=50, copies=1)
 
 
 @pytest.mark.parametrize("n,k", [(3000, 0), (3000, 1), (3000, 3), (4000, 8), (3000, 13), (2000, 20)])

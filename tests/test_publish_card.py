@@ -33,8 +33,8 @@ Collected by a lab.
 
 def test_source_card_front_matter_and_body() -> None:
     card = parse_source_card("example", TERMS_CARD)
-    assert card.title == "Example Defects" and card.url == "https://example.org/defects"
-    assert card.gated == "manual" and card.citation.startswith("@article{example2020")
+    assert card.title == "Example Defects" and card.source.homepage == "https://example.org/defects"
+    assert card.source.gated == "manual" and card.source.citation.startswith("@article{example2020")
     assert card.body.startswith("Collected by a lab.")
     assert "##### Terms" in card.body and "\n# a comment, not a heading" in card.body
     assert "Download" not in card.body  # how a source is collected is not for the dataset's users
@@ -44,7 +44,7 @@ def test_source_card_front_matter_and_body() -> None:
 
 def test_photos_card_is_shared_by_every_photos_origin() -> None:
     card = load_source_card("photos:acme-lab")
-    assert card is not None and card.key == "photos" and card.title.startswith("Your own photos")
+    assert card is not None and card.source.name == "photos" and card.title.startswith("Your own photos")
     assert load_source_card("no_such_source_anywhere") is None
 
 

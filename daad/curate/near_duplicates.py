@@ -193,6 +193,19 @@ def _expand(a: np.ndarray, targets: np.ndarray, table: tuple[np.ndarray, np.ndar
     yield from _runs(a[hit], start[targets[hit]], cnt[hit])
 
 
+def _probe(src: np.ndarray, keys: np.ndarray, flips: list[int], table: tuple[np.ndarray, np.ndarray], chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs (a, every sorted position whose key is keys[a] ^ f) for a in src and each flip f: the probing of both joins.
+
+    `src` is taken `chunk` positions at a time, which bounds memory to one chunk's keys
+    and one flip's candidates (2^21 positions: 16 MB an int64 array) whatever N is.
+    """
+    for c0 in range(0, len(src), chunk):
+        a0 = src[c0 : c0 + chunk]
+        ka = keys[a0]
+        for f in flips:
+            yield from _expand(a0, ka ^ f, table)
+
+
 def _runs(a: np.ndarray, lo: np.ndarray, cnt: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(a[i], lo[i] + t) for t < cnt[i]: one batch per t while runs are short (random buckets hold ~1 code), then all at once."""
     for _ in range(4):
@@ -235,46 +248,45 @@ class MultiIndexHash:
 
     def self_pairs(self, p: np.ndarray, d: np.ndarray, k: int) -> Pairs:
         p, d = np.ascontiguousarray(p, np.uint64), np.ascontiguousarray(d, np.uint64)
-        n = len(p)
-        if n < 2 or k < 0:
+        if len(p) < 2 or k < 0:
             return _empty()
-        plan = self.plan(n, k, True)
-        found: list[np.ndarray] = []
-        for s, sub in enumerate(plan):
-            order, sk = _sort_keys(_keys(p, d, sub))
-            ps, ds = p[order], d[order]  # codes in this substring's sorted order: verification reads them nearly in sequence
-            for a, b in self._self_candidates(sk, sub):
-                dist = distance(ps[a], ds[a], ps[b], ds[b])
-                ok = dist <= k
-                i, j = order[a[ok]], order[b[ok]]
-                i, j = np.minimum(i, j), np.maximum(i, j)
-                keep = ~_caught_earlier(p[i], d[i], p[j], d[j], plan, s)
-                found.append(i[keep] * n + j[keep])
-        if not found:
-            return _empty()
-        codes = np.sort(np.concatenate(found))
-        i, j = codes // n, codes % n
-        return i, j, distance(p[i], d[i], p[j], d[j])
+        return self._verified(p, d, p, d, k, self.plan(len(p), k, True), self_join=True)
 
     def cross_pairs(self, qp: np.ndarray, qd: np.ndarray, p: np.ndarray, d: np.ndarray, k: int) -> Pairs:
         qp, qd = np.ascontiguousarray(qp, np.uint64), np.ascontiguousarray(qd, np.uint64)
         p, d = np.ascontiguousarray(p, np.uint64), np.ascontiguousarray(d, np.uint64)
-        n = len(p)
-        if n == 0 or len(qp) == 0 or k < 0:
+        if len(p) == 0 or len(qp) == 0 or k < 0:
             return _empty()
-        plan = self.plan(n, k, False, len(qp))
+        return self._verified(qp, qd, p, d, k, self.plan(len(p), k, False, len(qp)), self_join=False)
+
+    def _verified(self, qp: np.ndarray, qd: np.ndarray, p: np.ndarray, d: np.ndarray, k: int, plan: list[Substring],
+                  self_join: bool) -> Pairs:
+        """Every (query, code) pair within k, each once, sorted: the candidates of each substring, verified.
+
+        Both sides are put in the substring's sorted key order first (a self join sorts
+        once), so verification reads the codes nearly in sequence and the queries' probes
+        walk the table in sequence. A self join reports i < j; a pair an earlier
+        substring caught is dropped, so no deduplication sort is needed.
+        """
+        n = len(p)
         found: list[np.ndarray] = []
         for s, sub in enumerate(plan):
             order, sk = _sort_keys(_keys(p, d, sub))
             ps, ds = p[order], d[order]
-            qorder, qks = _sort_keys(_keys(qp, qd, sub))  # queries in key order too: their probes walk the table in sequence
-            qps, qds = qp[qorder], qd[qorder]
-            for a, b in self._cross_candidates(qks, sk, sub):
-                dist = distance(qps[a], qds[a], ps[b], ds[b])
-                ok = dist <= k
-                qi, j = qorder[a[ok]], order[b[ok]]
-                keep = ~_caught_earlier(qp[qi], qd[qi], p[j], d[j], plan, s)
-                found.append(qi[keep] * n + j[keep])
+            if self_join:
+                qorder, qps, qds = order, ps, ds
+                candidates = self._self_candidates(sk, sub)
+            else:
+                qorder, qks = _sort_keys(_keys(qp, qd, sub))
+                qps, qds = qp[qorder], qd[qorder]
+                candidates = self._cross_candidates(qks, sk, sub)
+            for a, b in candidates:
+                ok = distance(qps[a], qds[a], ps[b], ds[b]) <= k
+                i, j = qorder[a[ok]], order[b[ok]]
+                if self_join:
+                    i, j = np.minimum(i, j), np.maximum(i, j)
+                keep = ~_caught_earlier(qp[i], qd[i], p[j], d[j], plan, s)
+                found.append(i[keep] * n + j[keep])
         if not found:
             return _empty()
         codes = np.sort(np.concatenate(found))
@@ -299,12 +311,7 @@ class MultiIndexHash:
         ski = sk.astype(np.intp)
         for hb, flips in _flips_by_top_bit(sub.width, sub.radius):
             # A pair with different keys is found once: from the side whose key has the flip's top bit clear.
-            src = np.flatnonzero((ski & (1 << hb)) == 0)
-            for c0 in range(0, len(src), self.chunk):
-                a0 = src[c0 : c0 + self.chunk]
-                ka = ski[a0]
-                for f in flips:
-                    yield from _expand(a0, ka ^ f, table)
+            yield from _probe(np.flatnonzero((ski & (1 << hb)) == 0), ski, flips, table, self.chunk)
 
     def _cross_candidates(self, qks: np.ndarray, sk: np.ndarray, sub: Substring) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(query position, index position) pairs, both in sorted order, whose keys are within the radius."""
@@ -314,13 +321,8 @@ class MultiIndexHash:
             hit = np.flatnonzero(cnt)
             yield from _runs(hit, lo[hit], cnt[hit])
             return
-        table = _table(sk, sub.width)
         flips = [0] + [f for _, fs in _flips_by_top_bit(sub.width, sub.radius) for f in fs]
-        for c0 in range(0, len(qks), self.chunk):
-            a0 = np.arange(c0, min(len(qks), c0 + self.chunk))
-            ka = qks[a0].astype(np.intp)
-            for f in flips:
-                yield from _expand(a0, ka ^ f, table)
+        yield from _probe(np.arange(len(qks)), qks.astype(np.intp), flips, _table(sk, sub.width), self.chunk)
 
 
 SEARCHERS: dict[str, type] = {"mih": MultiIndexHash, "brute": BruteForce}

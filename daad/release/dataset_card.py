@@ -37,18 +37,17 @@ _HUB_LICENSES = {
 }
 _HUB_ALIASES = {"odc-by-1.0": "odc-by"}
 
-@dataclass
+@dataclass(frozen=True)
 class SourceCard:
-    """What `cards/sources/<key>.md` says about a source (all optional)."""
+    """A source's registry entry and what the dataset card shows of its Markdown body.
 
-    key: str
-    title: str = ""
-    body: str = ""
-    url: str = ""
-    citation: str = ""
-    gated: str = ""
-    gate_prompt: str = ""
-    bibtex: str = ""
+    The facts (homepage, citation, bibtex, gate, ...) are read from `source`, kept once in
+    `daad.core.sources`; only what the card derives from the body is held here.
+    """
+
+    source: Source
+    title: str = ""  # the front matter's title, else the body's leading H1
+    body: str = ""  # the body's intro and licence / citation / terms sections, headings demoted below the card's H3
 
 
 def load_source_card(origin: str) -> SourceCard | None:
@@ -69,9 +68,7 @@ def _card(src: Source) -> SourceCard:
     if first.startswith("# "):  # a leading H1 is the source's title
         title, body = title or first[2:].strip(), rest.strip()
     # The body sits under a level-3 heading in the dataset card: push its own headings below it.
-    body = _demote_headings(_user_facing(body))
-    return SourceCard(key=src.name, title=title, body=body, url=src.homepage, citation=src.citation or src.bibtex, bibtex=src.bibtex,
-                      gated=src.gated, gate_prompt=src.gate_prompt)
+    return SourceCard(src, title=title, body=_demote_headings(_user_facing(body)))
 
 
 _USER_SECTIONS = re.compile(r"licen[cs]e|citation|cite|terms|attribution|credit", re.I)
@@ -123,9 +120,9 @@ def gating(origin_licenses: dict[str, Counter], cards: dict[str, SourceCard | No
     mode, prompts = "", []
     for origin in sorted(origin_licenses):
         card = cards.get(origin)
-        if card and card.gated:
-            mode = "manual" if "manual" in (mode, card.gated) else "auto"
-            prompts.append(card.gate_prompt or f"I agree to the terms of {card.title or origin}.")
+        if card and card.source.gated:
+            mode = "manual" if "manual" in (mode, card.source.gated) else "auto"
+            prompts.append(card.source.gate_prompt or f"I agree to the terms of {card.title or origin}.")
     nc = sorted({lic for counts in origin_licenses.values() for lic in counts if licenses.info(lic).noncommercial})
     if nc:
         mode = mode or "auto"
@@ -227,10 +224,10 @@ def _source_sections(inp: CardInputs) -> tuple[str, str]:
         else:
             title = f"`{origin}`"
         lines = [f"### {title} ({n} samples)", ""]
-        if card and card.body and card.key not in seen_keys:
+        if card and card.body and card.source.name not in seen_keys:
             lines += [card.body, ""]
-        if card and card.url and card.url not in card.body:
-            lines.append(f"Homepage: <{card.url}>")
+        if card and card.source.homepage and card.source.homepage not in card.body:
+            lines.append(f"Homepage: <{card.source.homepage}>")
         lines.append("Licences: " + ", ".join(f"{k or 'none'} ({v})" for k, v in sorted(lic.items())) + ".")
         attrs = inp.origin_attributions.get(origin, Counter())
         named = [a for a, _ in attrs.most_common() if a]
@@ -238,10 +235,10 @@ def _source_sections(inp: CardInputs) -> tuple[str, str]:
             shown = ", ".join(named[:10]) + (f", and {len(named) - 10} more (see each row's `attribution`)" if len(named) > 10 else "")
             lines.append(f"Credit: {shown}.")
         sections.append("\n".join(lines))
-        if card and card.key not in seen_keys:
-            citations += [c for c in dict.fromkeys((card.citation, card.bibtex)) if c]
+        if card and card.source.name not in seen_keys:
+            citations += [c for c in dict.fromkeys((card.source.citation, card.source.bibtex)) if c]
         if card:
-            seen_keys.add(card.key)
+            seen_keys.add(card.source.name)
     cit = ""
     if citations:  # BibTeX entries in one code block, plain references as a list
         bib = [c for c in citations if c.startswith("@")]

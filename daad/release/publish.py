@@ -293,7 +293,7 @@ def row_url(rec: Record, card: SourceCard | None) -> str:
             return v
     if rec.origin_ref.startswith(("http://", "https://")):
         return rec.origin_ref
-    return card.url if card else ""
+    return card.source.homepage if card else ""
 
 
 def _with_hashes(catalog: Catalog, store: MediaStore, records: list[Record], progress: bool) -> tuple[list[Record], list[str]]:

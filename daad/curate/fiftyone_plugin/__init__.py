@@ -9,6 +9,8 @@ event log) and then the FiftyOne samples.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -33,31 +35,54 @@ def _who(ctx) -> str:
     return f"fiftyone:{email}" if email else default_who("fiftyone")
 
 
-def _finish(ctx, report: review.DecisionReport) -> dict:
-    ctx.ops.reload_samples()
-    ctx.ops.notify(report.summary(), variant="error" if report.errors else "success")
-    return {"changed": report.changed, "unchanged": report.unchanged, "errors": report.errors}
+@dataclass(frozen=True)
+class _Spec:
+    """What FiftyOne shows of an operator: its config, and its button in the grid's secondary actions."""
+
+    name: str
+    label: str
+    description: str
+    icon: str
+    button: str  # the button's label
+    prompt: bool = False  # the button opens the operator's input form first
 
 
-def _placement(label: str, icon: str, prompt: bool):
-    return types.Placement(types.Places.SAMPLES_GRID_SECONDARY_ACTIONS, types.Button(label=label, icon=icon, prompt=prompt))
+class _CatalogOperator(foo.Operator):
+    """The shape every daad operator shares: a grid button, the targets, one review call, a notification.
 
+    A subclass gives its `spec` and says in `decide` what it does to the targets; FiftyOne
+    only sees the operators `register` hands it, never this base.
+    """
 
-class SetAnomalyClass(foo.Operator):
-    """Set the anomaly class of the selected samples (one of the paper's eight, or unassigned)."""
+    spec: _Spec
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="set_anomaly_class",
-            label="daad: set anomaly class",
-            description="Set the DAAD anomaly class of the selected samples (recorded in the catalog)",
-            icon="category",
-            risk_level=types.RiskLevel.LOW,
-        )
+        s = self.spec
+        return foo.OperatorConfig(name=s.name, label=s.label, description=s.description, icon=s.icon, risk_level=types.RiskLevel.LOW)
 
     def resolve_placement(self, ctx):
-        return _placement("daad: set class", "category", prompt=True)
+        button = types.Button(label=self.spec.button, icon=self.spec.icon, prompt=self.spec.prompt)
+        return types.Placement(types.Places.SAMPLES_GRID_SECONDARY_ACTIONS, button)
+
+    def decide(self, ctx, samples, who: str) -> review.DecisionReport:
+        raise NotImplementedError
+
+    def execute(self, ctx):
+        report = self.decide(ctx, _targets(ctx), _who(ctx))
+        ctx.ops.reload_samples()
+        ctx.ops.notify(report.summary(), variant="error" if report.errors else "success")
+        return {"changed": report.changed, "unchanged": report.unchanged, "errors": report.errors}
+
+
+class SetAnomalyClass(_CatalogOperator):
+    """Set the anomaly class of the selected samples (one of the paper's eight, or unassigned)."""
+
+    spec = _Spec(
+        "set_anomaly_class", "daad: set anomaly class",
+        "Set the DAAD anomaly class of the selected samples (recorded in the catalog)",
+        icon="category", button="daad: set class", prompt=True,
+    )
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -67,49 +92,37 @@ class SetAnomalyClass(foo.Operator):
         inputs.enum("anomaly_class", choices.values(), required=True, label="Anomaly class", view=choices)
         return types.Property(inputs, view=types.View(label="daad: set anomaly class"))
 
-    def execute(self, ctx):
-        report = review.set_class(_targets(ctx), ctx.params["anomaly_class"], who=_who(ctx))
-        return _finish(ctx, report)
+    def decide(self, ctx, samples, who: str) -> review.DecisionReport:
+        return review.set_class(samples, ctx.params["anomaly_class"], who=who)
 
 
-class AcceptMask(foo.Operator):
+class _JudgeMasks(_CatalogOperator):
+    """Accept or reject the masks of the targets (`accept`), through `review.judge_masks`."""
+
+    accept: bool
+
+    def decide(self, ctx, samples, who: str) -> review.DecisionReport:
+        return review.judge_masks(samples, accept=self.accept, who=who)
+
+
+class AcceptMask(_JudgeMasks):
     """Accept the masks of the selected samples: proposed -> annotated."""
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="accept_mask",
-            label="daad: accept mask",
-            description="Mark the masks of the selected samples as checked by a person (annotated)",
-            icon="check_circle",
-            risk_level=types.RiskLevel.LOW,
-        )
-
-    def resolve_placement(self, ctx):
-        return _placement("daad: accept mask", "check_circle", prompt=False)
-
-    def execute(self, ctx):
-        return _finish(ctx, review.judge_masks(_targets(ctx), accept=True, who=_who(ctx)))
+    accept = True
+    spec = _Spec(
+        "accept_mask", "daad: accept mask", "Mark the masks of the selected samples as checked by a person (annotated)",
+        icon="check_circle", button="daad: accept mask",
+    )
 
 
-class RejectMask(foo.Operator):
+class RejectMask(_JudgeMasks):
     """Reject the masks of the selected samples: they go back to missing (to be drawn)."""
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="reject_mask",
-            label="daad: reject mask",
-            description="Reject the masks of the selected samples (mask status -> missing, to be drawn)",
-            icon="cancel",
-            risk_level=types.RiskLevel.LOW,
-        )
-
-    def resolve_placement(self, ctx):
-        return _placement("daad: reject mask", "cancel", prompt=False)
-
-    def execute(self, ctx):
-        return _finish(ctx, review.judge_masks(_targets(ctx), accept=False, who=_who(ctx)))
+    accept = False
+    spec = _Spec(
+        "reject_mask", "daad: reject mask", "Reject the masks of the selected samples (mask status -> missing, to be drawn)",
+        icon="cancel", button="daad: reject mask",
+    )
 
 
 def register(plugin):
