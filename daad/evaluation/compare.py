@@ -160,23 +160,27 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
     jobs = sweep_jobs(config, methods)
     seeds = [config.seed + i for i in range(config.seeds)]
     done: dict[int, dict[str, Any]] = {}
+    finished: set[int] = set()
     errors: list[str] = []
+    rows: list[dict[str, Any]] = []
     with tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress) as bar:
         for i, result in engine.run_jobs(partial(run_one, inputs), jobs, resources or Resources()):
+            finished.add(i)
+            if "run" in result:
+                done[i] = result["run"]
             with tqdm.external_write_mode():
                 for line in result["lines"]:
                     echo(line)
                 if "error" in result:
                     errors.append(result["error"])
                     echo(f"Error: {result['error']}")
-            if "run" in result:
-                done[i] = result["run"]
+                # the table so far, each time the next method in order has all its runs (locally: after each method)
+                while len(rows) < len(methods) and all(j in finished for j, job in enumerate(jobs) if job.method == methods[len(rows)]):
+                    method = methods[len(rows)]
+                    runs = [done[j] for j, job in enumerate(jobs) if job.method == method and j in done]
+                    rows.append({"method": method.spec, "runs": runs, "best": _aggregate(runs, "best"), "last": _aggregate(runs, "last")})
+                    echo(table(rows, "best"))
             bar.update(1)
-    rows: list[dict[str, Any]] = []
-    for method in methods:
-        runs = [done[i] for i, job in enumerate(jobs) if job.method == method and i in done]
-        rows.append({"method": method.spec, "runs": runs, "best": _aggregate(runs, "best"), "last": _aggregate(runs, "last")})
-    echo(table(rows, "best"))
     results: dict[str, Any] = {"config": asdict(config), "seeds": seeds, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
     if errors:
         results["errors"] = errors
