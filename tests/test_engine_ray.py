@@ -4,7 +4,8 @@ The cluster is real (`ray start --head` and a second `ray start --address ...`, 
 each, free ports, session files under the test's tmp folder, stopped at the end even
 on failure). Synthesis over real MVTec AD targets with real DAAD patterns gives the
 local engine's files byte for byte, also when a worker process is killed mid-run;
-a re-run skips what is complete; leakage hashing on the cluster equals local.
+a re-run skips what is complete; leakage hashing on the cluster equals local; a
+`daad compare` sweep (one task per run) gives the local metrics.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from test_cai_e2e are "redefined" as test arguments)
@@ -23,6 +24,7 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'daad[ray]'
 
 from daad.cli import main  # noqa: E402
 from test_cai_e2e import hf_cache, published  # noqa: E402, F401  (fixtures: a real published DAAD)
+from test_evaluation import tile  # noqa: E402, F401  (fixture: real Magnetic Tile normal images and a test folder)
 
 N_TARGETS = 8
 SYNTH = ["--exclude", "mvtec_ad", "--size", "128", "--per-image", "4", "--seed", "5", "--quiet"]
@@ -229,3 +231,63 @@ def test_cdm_generation_on_ray_actors_equals_local(cluster, shared_data, tmp_pat
     again = generate_folder(spec, targets, "crack", tmp_path / "gen_ray", engine=get_engine("ray", address=cluster.address), **kw)
     assert again.written == 2 and again.kept == 2 and all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert _files(tmp_path / "gen_ray") == _files(tmp_path / "gen_local")
+
+
+# -- daad compare sweeps: one Ray task per (method, test set, seed) -------------------------------
+
+COMPARE = ["--per-image", "2", "--size", "64", "--epochs", "2", "--batch-size", "6", "--lr", "3e-3", "--width", "4",
+           "--depth", "3", "--samples", "12", "--last-k", "2", "--seeds", "2", "--seed", "3", "--cpus-per-run", "1", "--quiet"]
+
+
+def _compare(published, tile, out: Path, methods: str, *engine: str):
+    args = ["compare", "--train-normal", str(tile["normal"]), "--test", str(tile["test"]), "--methods", methods,
+            "--dataset", str(published["release"]), "--exclude", "mvtec_ad", "--out", str(out), *COMPARE, *engine]
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def _metrics(out: Path) -> list:
+    import json
+
+    res = json.loads((out / "results.json").read_text())
+    return [(r["method"], [(run["seed"], run["best"], run["best_epoch"], run["last"]) for run in r["runs"]], r["best"], r["last"])
+            for r in res["rows"]]
+
+
+def test_compare_on_ray_gives_the_local_metrics_and_a_failed_run_is_one_line(cluster, published, tile, tmp_path):
+    """2 methods (CAI-N with the real published DAAD, CutPaste) x 1 test set x 2 seeds: same metrics on both engines."""
+    local = _compare(published, tile, tmp_path / "local", "cai-n,cutpaste")
+    assert local.exit_code == 0, local.output
+    on_ray = _compare(published, tile, tmp_path / "ray", "cai-n,cutpaste", "--engine", "ray", "--ray-address", cluster.address)
+    assert on_ray.exit_code == 0, on_ray.output
+    assert "engine: ray, 2 workers on 2 nodes, 1 CPU and 0 GPU per run" in on_ray.output
+    expected = _metrics(tmp_path / "local")
+    assert [m for m, *_ in expected] == ["cai-n", "cutpaste"] and all([s for s, *_ in runs] == [3, 4] for _, runs, *_ in expected)
+    assert _metrics(tmp_path / "ray") == expected
+    for folder in ("cai-n", "cai-n@4", "cutpaste", "cutpaste@4"):  # the synthesis the workers wrote: the local bytes
+        assert _files(tmp_path / "ray" / folder) == _files(tmp_path / "local" / folder), folder
+
+    # Again in the Ray run's folder, where one run fails on its worker (a corrupt checkpoint to resume): one line
+    # naming it; the other runs resume their complete checkpoints and are gathered with the same numbers.
+    out = tmp_path / "ray"
+    (out / "eval" / "cutpaste@3" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    failed = _compare(published, tile, out, "cai-n,cutpaste", "--engine", "ray", "--ray-address", cluster.address)
+    assert failed.exit_code == 1
+    errors = [line for line in failed.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 2 and "Traceback" not in failed.output and "is complete, not synthesised again" in failed.output
+    assert errors[0].startswith(f"Error: cutpaste, test {tile['test']}, seed 3: UnpicklingError")
+    assert errors[1] == "Error: 1 of 4 runs failed (each named above); the tables hold the others"
+    got = _metrics(out)
+    assert got[0] == expected[0]  # cai-n: both seeds
+    assert [s for s, *_ in got[1][1]] == [4] and got[1][1][0] == expected[1][1][1]  # cutpaste: seed 4 only, same numbers
+
+
+def test_compare_names_an_input_a_node_cannot_read(cluster, tile, tmp_path):
+    from daad.engine import EngineError, get_engine
+    from daad.evaluation import CompareConfig, compare, split_methods
+
+    config = CompareConfig(train_normal=str(tile["normal"]), test=str(tile["test"]), out=str(tmp_path / "out"),
+                           methods=["draem"], textures="/nowhere/textures", eval={"size": 32, "epochs": 1, "depth": 3})
+    with pytest.raises(EngineError, match=r"^/nowhere/textures: not found on node [0-9.]+ \(\S+, id [0-9a-f]{8}\)"):
+        compare(config, split_methods("draem"), progress=False, echo=lambda _: None,
+                engine=get_engine("ray", address=cluster.address))
+    assert not (tmp_path / "out").exists()

@@ -15,13 +15,13 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def make_engine(name: str, workers: int | None, address: str | None, gpus_per_worker: float = 0):
+def make_engine(name: str, workers: int | None, address: str | None, gpus_per_worker: float = 0, cpus_per_worker: float = 1):
     """The engine, or a one-line click error (Ray not installed, cluster unreachable)."""
     from daad.engine import EngineError, get_engine
 
     if address and name != "ray":
         raise click.BadParameter("only with --engine ray", param_hint="--ray-address")
     try:
-        return get_engine(name, workers=workers, address=address, gpus_per_worker=gpus_per_worker)
+        return get_engine(name, workers=workers, address=address, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker)
     except EngineError as exc:
         raise click.ClickException(str(exc)) from None

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import click
 
+from daad.cli.engine_options import engine_options, make_engine
+
 METRIC_CHOICES = ("pixel_auroc", "pixel_ap", "pro", "image_auroc")
 
 
@@ -73,35 +75,56 @@ def evaluate_cmd(synthetic: str, out_dir: str, seed: int, resume: bool, train_no
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Synthesis processes.")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="Repeat each method with N seeds (synthesis and training).")
 @click.option("--seed", default=0, show_default=True, type=int, help="First seed.")
+@engine_options
+@click.option("--cpus-per-run", default=None, type=click.FloatRange(min=1), help="CPUs each run asks Ray for (default 1), and torch's threads per run on either engine (default: torch's choice here); the numbers depend on the threads, so keep it when comparing engines.")
+@click.option("--gpus-per-run", default=0.0, show_default=True, type=click.FloatRange(min=0), help="With --engine ray: GPUs each run asks for (Ray sets CUDA_VISIBLE_DEVICES; pair with --device cuda).")
 @_eval_options
 def compare_cmd(train_normal: str, methods: str, out_dir: str, dataset: str | None, exclude: str | None, textures: str | None,
-                per_image: int, foreground: str, workers: int, seeds: int, seed: int, **kw: Any) -> None:
+                per_image: int, foreground: str, workers: int, seeds: int, seed: int, engine_name: str, ray_address: str | None,
+                cpus_per_run: float | None, gpus_per_run: float, **kw: Any) -> None:
     """Synthesise with each method, evaluate each with identical settings and seeds, write one table.
 
     \b
     Writes OUT/<method>/ (anomalib Folder layout, skipped when complete), OUT/eval/<method>@<seed>/,
     OUT/results.json, OUT/results.md (Table 1's shape, best in bold) and OUT/results.png.
-    Example:
+    Each (method, test set, seed) is one run: one after another here, or one Ray task each
+    with --engine ray (OUT, the inputs and the DAAD on paths every node sees).
+    Examples:
       daad compare --train-normal bottle/train/good --test mvtec_ad:~/data/mvtec/bottle \\
           --dataset ~/daad-release --exclude mvtec_ad --methods cai-n,cai-m,cutpaste,nsa-n,draem \\
           --textures ~/dtd/images --out compare-bottle
+      daad compare ... --methods cai-n,cutpaste,draem --seeds 5 --engine ray --gpus-per-run 1 --device cuda --out /shared/cmp
     """
     from daad.core.errors import DaadError
+    from daad.engine import Resources
     from daad.evaluation import CompareConfig, compare, split_methods
 
+    if gpus_per_run and engine_name != "ray":
+        raise click.BadParameter("only with --engine ray (a local run uses the GPUs --device names)", param_hint="--gpus-per-run")
+    engine = make_engine(engine_name, None, ray_address, gpus_per_worker=gpus_per_run, cpus_per_worker=cpus_per_run or 1)
     try:
         parsed = split_methods(methods)
         config = CompareConfig(train_normal=train_normal, test=kw["test"], out=out_dir, methods=[m.spec for m in parsed],
                                dataset=dataset, exclude=exclude, textures=textures, category=kw["category"], seeds=seeds,
-                               seed=seed, per_image=per_image, foreground=foreground, workers=workers, eval=_eval_settings(kw))
+                               seed=seed, per_image=per_image, foreground=foreground, workers=workers, cpus_per_run=cpus_per_run,
+                               eval=_eval_settings(kw))
         if kw["quiet"]:
             import datasets
 
             datasets.disable_progress_bars()
-        compare(config, parsed, progress=not kw["quiet"], echo=click.echo)
+        if engine_name != "local":
+            click.echo(f"engine: {engine.describe()}, {cpus_per_run or 1:g} CPU and {gpus_per_run:g} GPU per run")
+        results = compare(config, parsed, progress=not kw["quiet"], echo=click.echo, engine=engine,
+                          resources=Resources(cpus=cpus_per_run or 1, gpus=gpus_per_run))
     except DaadError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        engine.close()
     click.echo(f"wrote {out_dir}/results.json, results.md, results.png")
+    failed = results.get("errors", [])
+    if failed:
+        total = sum(len(r["runs"]) for r in results["rows"]) + len(failed)
+        raise click.ClickException(f"{len(failed)} of {total} runs failed (each named above); the tables hold the others")
 
 
 def register(group: click.Group) -> None:

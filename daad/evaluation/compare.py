@@ -8,27 +8,36 @@ are mean +- std over the seeds of the best epoch (the paper's choice) and of the
 the last epochs. A method whose mean is below the column's best by less than the larger
 of the two standard deviations is marked `~` ("within the spread": the data do not say it
 is worse).
+
+Where runs happen: each (method, test set, seed) is one job (`runs.run_one`) for the
+engine's `run_jobs` (`daad.engine`): the local engine runs them one after another in this
+process (what compare always did, same numbers), Ray runs them as tasks across a cluster,
+each with the CPUs/GPUs it asks for. This process, the driver, loads the test set, the
+DAAD pool and the targets once, shows one bar over runs done, and alone writes
+results.json/.md/.png, in (method, test set, seed) order.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from daad.core.atomic import atomic_path
 from daad.core.errors import DaadError
+from daad.engine import Engine, LocalEngine, Resources
 
-from .data import load_test_set, load_training_set, read_rgb
-from .methods import NEEDS_DAAD, Method, build
+from .data import load_test_set, read_rgb
+from .methods import NEEDS_DAAD, Method
 from .plots import compare_png
-from .train import EvalConfig, evaluate
-
-TABLE_KEYS = ("pixel_auroc", "pixel_ap", "pro", "image_auroc")
+from .runs import TABLE_KEYS, RunJob, SweepInputs, folder_complete, run_one
+from .train import EvalConfig
 HEADERS = {"pixel_auroc": "AUC", "pixel_ap": "AP", "pro": "PRO", "image_auroc": "img AUC"}
 
 
@@ -47,16 +56,8 @@ class CompareConfig:
     per_image: int = 10
     foreground: str = "auto"
     workers: int = 1
+    cpus_per_run: float | None = None  # also torch's threads per run (the numbers depend on them); None: torch's default
     eval: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields: size, epochs, batch_size, lr, samples, ...
-
-
-def folder_complete(folder: Path) -> bool:
-    """A synthesis folder is complete when its manifest exists and every file it lists is there."""
-    manifest = folder / "manifest.jsonl"
-    if not manifest.is_file():
-        return False
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    return bool(rows) and all((folder / r[k]).is_file() for r in rows for k in ("file", "mask", "normal"))
 
 
 def _cell(mean: float | None, std: float, bold: bool, close: bool) -> str:
@@ -101,11 +102,34 @@ def _normals(folder: str, size: int) -> list[tuple[str, Any]]:
     return [(t.key, read_rgb(t.path, size)) for t in find_targets(folder)]
 
 
-def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
-            echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every method x seed; write results.json, results.md, results.png in `out`; return the results."""
-    from daad.synthesis.cai.output import find_targets, run
+def _input_paths(config: CompareConfig, targets: list[Any], pool: Any) -> list[Path]:
+    """What a worker reads: the targets' folders, DRAEM's textures, the DAAD pool's memory-mapped files (the test set travels loaded)."""
+    paths = sorted({Path(t.path).parent for t in targets})
+    if config.textures:
+        paths.append(Path(config.textures))
+    dataset = getattr(pool, "dataset", None)
+    return paths + [Path(f["filename"]) for f in getattr(dataset, "cache_files", None) or []]
 
+
+def sweep_jobs(config: CompareConfig, methods: list[Method]) -> list[RunJob]:
+    """Every (method, test set, seed), in the order results are written."""
+    seeds = [config.seed + i for i in range(config.seeds)]
+    return [RunJob(m, config.test, s, first=i == 0) for m in methods for i, s in enumerate(seeds)]
+
+
+def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
+            echo: Callable[[str], None] = print, engine: Engine | None = None,
+            resources: Resources | None = None) -> dict[str, Any]:
+    """Run every method x seed as one job each on `engine` (default: one after another here); write results.json, .md, .png in `out`.
+
+    Results are gathered in (method, test set, seed) order whatever order the runs finish
+    in; a run that fails is reported as one `Error:` line naming it (and listed under
+    `errors` in results.json) and the others go on. `resources`: CPUs/GPUs each run asks
+    the engine for (Ray; default 1 CPU).
+    """
+    from daad.synthesis.cai.output import find_targets
+
+    engine = engine or LocalEngine(1)
     out = Path(config.out).expanduser()
     base_eval = EvalConfig(synthetic="", test=config.test, out="", train_normal=config.train_normal,
                            category=config.category, **config.eval)
@@ -125,38 +149,49 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
         ds, cfg, path = load_published(config.dataset, config.exclude, None)
         pool = PublishedPool(ds, progress=progress)
         echo(f"DAAD {path} [{cfg}]: {len(ds)} anomalies")
+    if config.textures is None and any(m.base == "draem" for m in methods):
+        raise DaadError("method draem: needs --textures (a folder of texture images, e.g. DTD or a DAAD release's images)")
     normals = _normals(config.train_normal, size) if any(m.base.startswith("nsa") for m in methods) else None
-    rows: list[dict[str, Any]] = []
+    engine.check_paths(readable=_input_paths(config, targets, pool), writable=[out])
+    threads = max(1, int(config.cpus_per_run)) if config.cpus_per_run else None
+    inputs = SweepInputs(out=str(out), base_eval=base_eval, targets=targets, test=test, per_image=config.per_image,
+                         foreground=config.foreground, workers=config.workers, pool=pool, normals=normals,
+                         textures=config.textures, threads=threads, progress=progress and isinstance(engine, LocalEngine))
+    jobs = sweep_jobs(config, methods)
     seeds = [config.seed + i for i in range(config.seeds)]
-    for method in methods:
-        runs = []
-        for i, seed in enumerate(seeds):
-            tag = method.folder if i == 0 else f"{method.folder}@{seed}"
-            synth_dir = out / tag
-            if folder_complete(synth_dir):
-                echo(f"{method.spec} seed {seed}: {synth_dir} is complete, not synthesised again")
-            else:
-                synth = build(method, seed=seed, size=size, per_image=config.per_image, pool=pool,
-                              foreground=config.foreground, normals=normals, textures=config.textures)
-                report = run(synth, targets, synth_dir, workers=config.workers, progress=progress)
-                echo(f"{method.spec} seed {seed}: " + report.summary().splitlines()[0])
-                if report.images == 0:
-                    raise DaadError(f"{method.spec}: no pseudo anomaly was written")
-            cfg = replace(base_eval, synthetic=str(synth_dir), out=str(out / "eval" / f"{method.folder}@{seed}"), seed=seed)
-            train = load_training_set(synth_dir, size, config.train_normal, cfg.samples, seed)
-            res = evaluate(cfg, resume=True, progress=progress, train=train, test=test)
-            echo(f"{method.spec} seed {seed}: " + res.summary().replace("\n", "\n  "))
-            runs.append({"seed": seed, "best": {k: res.best.get(k) for k in TABLE_KEYS}, "best_epoch": res.best["epoch"],
-                         "last": res.last_mean, "synthetic": str(synth_dir), "eval": str(res.out)})
-        rows.append({"method": method.spec, "runs": runs, "best": _aggregate(runs, "best"), "last": _aggregate(runs, "last")})
-        echo(table(rows, "best"))
-    results = {"config": asdict(config), "seeds": seeds, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
+    done: dict[int, dict[str, Any]] = {}
+    finished: set[int] = set()
+    errors: list[str] = []
+    rows: list[dict[str, Any]] = []
+    with tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress) as bar:
+        for i, result in engine.run_jobs(partial(run_one, inputs), jobs, resources or Resources()):
+            finished.add(i)
+            if "run" in result:
+                done[i] = result["run"]
+            with tqdm.external_write_mode():
+                for line in result["lines"]:
+                    echo(line)
+                if "error" in result:
+                    errors.append(result["error"])
+                    echo(f"Error: {result['error']}")
+                # the table so far, each time the next method in order has all its runs (locally: after each method)
+                while len(rows) < len(methods) and all(j in finished for j, job in enumerate(jobs) if job.method == methods[len(rows)]):
+                    method = methods[len(rows)]
+                    runs = [done[j] for j, job in enumerate(jobs) if job.method == method and j in done]
+                    rows.append({"method": method.spec, "runs": runs, "best": _aggregate(runs, "best"), "last": _aggregate(runs, "last")})
+                    echo(table(rows, "best"))
+            bar.update(1)
+    results: dict[str, Any] = {"config": asdict(config), "seeds": seeds, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
+    if errors:
+        results["errors"] = errors
     k = base_eval.last_k
     md = (f"# Pseudo anomalies compared: {config.test}\n\n"
           f"{len(seeds)} seed(s) {seeds}; {base_eval.epochs} epochs at {size} px; mean ± std over seeds, in %.\n"
           f"Bold: best mean; `~`: below the best by less than the spread (std), not a measured difference.\n\n"
           f"## Best epoch by {base_eval.select} (the paper's choice; it looks at the test set)\n\n{table(rows, 'best')}\n\n"
           f"## Mean of the last {k} epochs\n\n{table(rows, 'last')}\n")
+    if errors:
+        md += "\n## Failed runs (not in the tables)\n\n" + "".join(f"- {e}\n" for e in errors)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(results, indent=2))
@@ -167,4 +202,4 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
     return results
 
 
-__all__ = ["CompareConfig", "compare", "folder_complete", "table"]
+__all__ = ["CompareConfig", "compare", "folder_complete", "sweep_jobs", "table"]
