@@ -195,6 +195,17 @@ def test_independent_jobs_run_as_tasks_and_gather(cluster, shared_data):
     assert all(list(on_ray[i].phash) == list(local[i].phash) for i in range(len(jobs)))
 
 
+def test_a_job_whose_worker_dies_on_every_retry_is_one_engine_error(cluster):
+    """A job that kills its worker each time (os._exit, the job being the exit status) ends as one line, not Ray's report."""
+    import os
+
+    from daad.engine import EngineError, Resources, get_engine
+
+    with pytest.raises(EngineError, match=r"^job 3 was lost on Ray after its retries: \w+") as err:
+        list(get_engine("ray", address=cluster.address).run_jobs(os._exit, [3], Resources(cpus=1)))
+    assert "\n" not in str(err.value)
+
+
 def test_cdm_generation_on_ray_actors_equals_local(cluster, shared_data, tmp_path):
     """Two CPU actors, each loading the (tiny, random) diffusion pipeline once, write the local run's bytes."""
     pytest.importorskip("diffusers", reason="CDM needs the cdm extra (pip install 'daad[cdm]')")

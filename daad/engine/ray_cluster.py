@@ -90,6 +90,12 @@ def _cause(ray: Any, exc: Exception) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
+def _lost(exc: Exception, what: str) -> EngineError:
+    """One line for work Ray gave up on (a worker killed on every retry, a node gone), not Ray's multi-line report."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return EngineError(f"{what} was lost on Ray after its retries: {type(exc).__name__}: {first}")
+
+
 class RayEngine(Engine):
     name = "ray"
 
@@ -150,6 +156,8 @@ class RayEngine(Engine):
                         result = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
                         raise _cause(ray, exc) from None
+                    except ray.exceptions.RayError as exc:  # the actor died more often than Ray restarts it
+                        raise _lost(exc, f"item {i}") from None
                     feed(actor)
                     yield i, result
         finally:
@@ -170,6 +178,8 @@ class RayEngine(Engine):
                     yield i, ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     raise _cause(ray, exc) from None
+                except ray.exceptions.RayError as exc:  # its worker died on every retry
+                    raise _lost(exc, f"job {jobs[i]!r}") from None
 
     def check_paths(self, readable: Sequence[str | Path] = (), writable: Sequence[str | Path] = ()) -> None:
         """Run a probe on every alive node that has CPUs (pinned there, using no CPU slot)."""
