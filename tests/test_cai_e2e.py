@@ -185,18 +185,39 @@ def test_row_order_of_the_release_does_not_change_the_output(published):
 
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "cai_cli_golden.json"
+GOLDEN_PIXELS = Path(__file__).resolve().parent / "data" / "cai_cli_golden_pixels.json"
 
 
-def _digests(folder: Path) -> dict[str, str]:
-    """sha256 of every written PNG, keyed by (target, index) from the manifest, so a renaming scheme cannot hide a change of bytes."""
+def _digests(folder: Path, pixels: bool = False) -> dict[str, str]:
+    """sha256 of every written PNG, keyed by (target, index) from the manifest, so a renaming scheme cannot hide a change of bytes.
+
+    `pixels`: of the decoded pixels instead (mode, size and raw bytes), which a change of
+    the PNG encoder or its zlib level leaves alone."""
     import hashlib
 
     out = {}
     for r in _read(folder):
         key = f"{r['target']}#{r['index']}"
         for kind in ("file", "mask", "normal"):
-            out[f"{key}:{kind}"] = hashlib.sha256((folder / r[kind]).read_bytes()).hexdigest()
+            if pixels:
+                with Image.open(folder / r[kind]) as im:
+                    blob = f"{im.mode} {im.size}".encode() + im.tobytes()
+            else:
+                blob = (folder / r[kind]).read_bytes()
+            out[f"{key}:{kind}"] = hashlib.sha256(blob).hexdigest()
     return out
+
+
+def test_cli_pixels_unchanged_against_files_written_before_the_speed_work(run_normal):
+    """tests/data/cai_cli_golden_pixels.json holds the digests of the decoded pixels of this run.
+
+    Written (DAAD_WRITE_GOLDEN=1) from the files of the grown-region solver at zlib level 6,
+    before the PNG level's default became 1: a change of encoder or level may change the
+    files' bytes (the test below), never their pixels."""
+    got = _digests(run_normal, pixels=True)
+    if os.environ.get("DAAD_WRITE_GOLDEN_PIXELS"):
+        GOLDEN_PIXELS.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(GOLDEN_PIXELS.read_text())
 
 
 def test_cli_bytes_unchanged_against_files_written_before_the_speed_work(run_normal):
