@@ -205,7 +205,7 @@ class AutoForeground:
             self.last_method = self.rembg.name
             return self.rembg(image)
         is_object, mask = looks_like_object(image, self.otsu)
-        if is_object:
+        if is_object and mask is not None:
             self.last_method = self.otsu.name
             return mask
         self.last_method = self.full.name
