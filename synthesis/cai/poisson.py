@@ -261,14 +261,27 @@ def _rhs(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode, m
     # Mixed: the interior's divergence reads gradients only at pixels (0 .. h-2, 0 .. w-2), where
     # both forward differences exist, so they are taken there once, unpadded (squares up to
     # 2 * 255^2 are exact in float32: the comparisons are those of the padded fields).
+    # Squares and products in place, and the choice applied by multiplying with it (np.where
+    # was a third of this path): 2.8 against 6.6 ms (the padded fields) on a 241 x 253 x 3 region, the same rhs.
+    _check(mode, mixed_rule)
     t = target.astype(np.float32)
     s = source.astype(np.float32)
     tx, ty = t[:-1, 1:] - t[:-1, :-1], t[1:, :-1] - t[:-1, :-1]
     sx, sy = s[:-1, 1:] - s[:-1, :-1], s[1:, :-1] - s[:-1, :-1]
-    use = _use_source(tx, ty, sx, sy, mask[:-1, :-1], mode, mixed_rule)
+    if mixed_rule == "perez":  # |∇s|^2 > |∇t|^2
+        strong, weak, tmp = sx * sx, tx * tx, sy * sy
+        strong += tmp
+        np.multiply(ty, ty, out=tmp)
+        weak += tmp
+    else:  # OpenCV's |sx - sy| > |tx - ty|
+        strong, weak = np.abs(sx - sy), np.abs(tx - ty)
+    use = np.greater(strong, weak, out=strong)  # 1.0 where the source guides, in the same float32 buffer
+    use *= mask[:-1, :-1, None]
     sx -= tx
+    sx *= use
     sy -= ty
-    dx, dy = np.where(use, sx, 0), np.where(use, sy, 0)
+    sy *= use
+    dx, dy = sx, sy
     rhs = dx[1:, 1:] - dx[1:, :-1]
     rhs += dy[1:, 1:]
     rhs -= dy[:-1, 1:]
