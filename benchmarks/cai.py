@@ -196,11 +196,23 @@ def cli_targets(data: Path, folder: Path, n: int) -> int:
     return min(n, len(files))
 
 
-def cli_vs_library(data: Path, n_targets: int, workers: int) -> None:
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) -> None:
     """Seconds of `daad synthesize` (a fresh process: imports, release loading, pool, CAI, Folder writer)
     against the library's CAI calls on the same targets and pool (compute only), and against the
     library's `output.run` (compute + the same writer). A real release: MVTec AD bottle/capsule and
-    Magnetic Tile defects collected and published into a temporary DAAD_HOME."""
+    Magnetic Tile defects collected and published into a temporary DAAD_HOME.
+
+    The four are run interleaved `repeat` times and each figure is the median; wall seconds
+    (what a user waits) and CPU seconds (this process's, or the CLI child's, all threads
+    included: on a shared machine the honest measure of work) are both printed, with the load."""
+    import statistics
     import subprocess
     import tempfile
 
@@ -228,26 +240,41 @@ def cli_vs_library(data: Path, n_targets: int, workers: int) -> None:
         targets = find_targets(root / "targets")
         cai = CAI(pool, seed=0)
         cai(np.asarray(load_image(targets[0].path)), key="warm-up")
-        start = time.perf_counter()
-        images = sum(len(cai(np.asarray(load_image(t.path)), key=t.key)) for t in targets)
-        t_lib = time.perf_counter() - start
-        start = time.perf_counter()
-        run(CAI(pool, seed=0), targets, root / "lib_out", workers=workers, progress=False)
-        t_run = time.perf_counter() - start
-        print(f"CLI vs library: {n} targets x 10 = {images} pseudo anomalies at 256 px, {len(ds)} patterns "
-              f"[exclude_mvtec_ad], {os.cpu_count()} CPU cores, --workers {workers}")
-        print(f"  library, CAI calls only (load + inject):   {t_lib:7.2f} s  {1000 * t_lib / images:6.2f} ms/image")
-        print(f"  library, output.run (CAI + Folder writer): {t_run:7.2f} s  {1000 * t_run / images:6.2f} ms/image")
-        for level in (6, 1):
+        times: dict[str, list[tuple[float, float]]] = {}
+        sizes: dict[str, float] = {}
+        images = 0
+        load_before = os.getloadavg()[0]
+
+        def cli(name: str, *extra: str) -> None:
+            out = root / f"{name}_{r}"
             cmd = [sys.executable, "-m", "daad", "synthesize", "--dataset", str(root / "release"), "--exclude", "mvtec_ad",
-                   "--targets", str(root / "targets"), "--out", str(root / f"cli_{level}"), "--quiet",
-                   "--workers", str(workers), "--png-level", str(level)]
-            start = time.perf_counter()
+                   "--targets", str(root / "targets"), "--out", str(out), "--quiet", "--workers", str(workers), *extra]
+            wall, cpu = time.perf_counter(), _children_cpu()
             subprocess.run(cmd, check=True, capture_output=True)
-            t_cli = time.perf_counter() - start
-            size = sum(f.stat().st_size for f in (root / f"cli_{level}").rglob("*.png")) / 1e6
-            print(f"  daad synthesize --png-level {level}:          {t_cli:7.2f} s  {1000 * t_cli / images:6.2f} ms/image  "
-                  f"CLI / library calls {t_cli / t_lib:5.2f}x, CLI / output.run {t_cli / t_run:5.2f}x, {size:.0f} MB of PNG")
+            times.setdefault(name, []).append((time.perf_counter() - wall, _children_cpu() - cpu))
+            sizes[name] = sum(f.stat().st_size for f in out.rglob("*.png")) / 1e6
+
+        for r in range(repeat):
+            wall, cpu = time.perf_counter(), time.process_time()
+            images = sum(len(cai(np.asarray(load_image(t.path)), key=t.key)) for t in targets)
+            times.setdefault("lib", []).append((time.perf_counter() - wall, time.process_time() - cpu))
+            wall, cpu = time.perf_counter(), time.process_time()
+            run(CAI(pool, seed=0), targets, root / f"lib_out_{r}", workers=workers, progress=False)
+            times.setdefault("run", []).append((time.perf_counter() - wall, time.process_time() - cpu))
+            cli("cli")
+            cli("cli6", "--png-level", "6")
+        med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
+        print(f"CLI vs library: {n} targets x 10 = {images} pseudo anomalies at 256 px, {len(ds)} patterns "
+              f"[exclude_mvtec_ad], {os.cpu_count()} CPU cores, --workers {workers}; medians of {repeat} interleaved runs, "
+              f"load {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
+        lib_w, lib_c = med["lib"]
+        rows = [("library, CAI calls only (load + inject)", "lib"), ("library, output.run (CAI + Folder writer)", "run"),
+                ("daad synthesize (default: --png-level 1)", "cli"), ("daad synthesize --png-level 6", "cli6")]
+        print(f"  {'':44} {'wall s':>7} {'ms/image':>8} {'CPU s':>7} | vs library calls: {'wall':>5} {'CPU':>5}")
+        for label, key in rows:
+            w, c = med[key]
+            extra = f", {sizes[key]:.0f} MB of PNG" if key in sizes else ""
+            print(f"  {label:44} {w:7.2f} {1000 * w / images:8.2f} {c:7.2f} | {'':17} {w / lib_w:4.2f}x {c / lib_c:4.2f}x{extra}")
 
 
 def main() -> None:
@@ -257,11 +284,12 @@ def main() -> None:
     ap.add_argument("--threshold-study", action="store_true", help="measure Eq. 4's T instead of speed")
     ap.add_argument("--cli", type=int, default=0, metavar="N", help="time `daad synthesize` on N targets against the library")
     ap.add_argument("--workers", type=int, default=1, help="with --cli: processes (default 1)")
+    ap.add_argument("--repeat", type=int, default=3, help="with --cli: interleaved runs, medians printed (default 3)")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real sample data not found at {DATA} (set DAAD_SHARED_DATA)")
     if args.cli:
-        cli_vs_library(DATA, args.cli, args.workers)
+        cli_vs_library(DATA, args.cli, args.workers, args.repeat)
         return
     patterns = real_patterns(DATA)
     if args.threshold_study:

@@ -185,29 +185,61 @@ def test_row_order_of_the_release_does_not_change_the_output(published):
 
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "cai_cli_golden.json"
+GOLDEN_PIXELS = Path(__file__).resolve().parent / "data" / "cai_cli_golden_pixels.json"
+GOLDEN_LEVEL6 = Path(__file__).resolve().parent / "data" / "cai_cli_golden_level6.json"
 
 
-def _digests(folder: Path) -> dict[str, str]:
-    """sha256 of every written PNG, keyed by (target, index) from the manifest, so a renaming scheme cannot hide a change of bytes."""
+def _digests(folder: Path, pixels: bool = False) -> dict[str, str]:
+    """sha256 of every written PNG, keyed by (target, index) from the manifest, so a renaming scheme cannot hide a change of bytes.
+
+    `pixels`: of the decoded pixels instead (mode, size and raw bytes), which a change of
+    the PNG encoder or its zlib level leaves alone."""
     import hashlib
 
     out = {}
     for r in _read(folder):
         key = f"{r['target']}#{r['index']}"
         for kind in ("file", "mask", "normal"):
-            out[f"{key}:{kind}"] = hashlib.sha256((folder / r[kind]).read_bytes()).hexdigest()
+            if pixels:
+                with Image.open(folder / r[kind]) as im:
+                    blob = f"{im.mode} {im.size}".encode() + im.tobytes()
+            else:
+                blob = (folder / r[kind]).read_bytes()
+            out[f"{key}:{kind}"] = hashlib.sha256(blob).hexdigest()
     return out
+
+
+def test_cli_pixels_unchanged_against_files_written_before_the_speed_work(run_normal):
+    """tests/data/cai_cli_golden_pixels.json holds the digests of the decoded pixels of this run.
+
+    Written (DAAD_WRITE_GOLDEN=1) from the files of the grown-region solver at zlib level 6,
+    before the PNG level's default became 1: a change of encoder or level may change the
+    files' bytes (the test below), never their pixels."""
+    got = _digests(run_normal, pixels=True)
+    if os.environ.get("DAAD_WRITE_GOLDEN_PIXELS"):
+        GOLDEN_PIXELS.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(GOLDEN_PIXELS.read_text())
 
 
 def test_cli_bytes_unchanged_against_files_written_before_the_speed_work(run_normal):
     """tests/data/cai_cli_golden.json holds the digests of this run: same seed, same bytes.
 
     First written by the code before the Folder writer's faster PNG encoding (commit a878975),
-    which that work kept byte-identical; rewritten once (DAAD_WRITE_GOLDEN=1) when the Poisson
+    which that work kept byte-identical; rewritten (DAAD_WRITE_GOLDEN=1) when the Poisson
     solver began solving on a region grown to a fast transform size, which changes pixels on
-    purpose (see synthesis/cai/poisson.py). Any other change of bytes fails here."""
+    purpose (see synthesis/cai/poisson.py), and when the default PNG level became 1 (cv2,
+    Z_RLE), which changes bytes but not pixels (the test above). Any other change of bytes fails here."""
     got = _digests(run_normal)
     if os.environ.get("DAAD_WRITE_GOLDEN"):
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     want = json.loads(GOLDEN.read_text())
     assert got == want
+
+
+def test_png_level_6_still_writes_the_bytes_of_earlier_versions(published, tmp_path):
+    """`--png-level 6` is PIL's level-6 encoder: the file bytes the default wrote before it became 1."""
+    out = tmp_path / "level6"
+    code, output = _synthesize("--dataset", str(published["release"]), "--exclude", "mvtec_ad", "--targets", str(published["targets"]),
+                               "--out", str(out), "--size", "256", "--seed", "3", "--png-level", "6")
+    assert code == 0, output
+    assert _digests(out) == json.loads(GOLDEN_LEVEL6.read_text())

@@ -90,3 +90,22 @@ def test_a_folder_with_files_no_run_recorded_is_refused(cai, tmp_path):
     with pytest.raises(FolderInUseError, match="no run recorded"):
         run(cai, find_targets(_targets(tmp_path / "t", ["p.jpg"])), tmp_path / "out", progress=False)
     assert (tmp_path / "out" / "abnormal" / "mine.png").read_bytes() == b"x"
+
+
+def test_the_png_level_changes_bytes_never_pixels_and_a_folder_of_another_level_is_reused(cai, tmp_path):
+    """Level 1 (the default) and 6 (PIL's bytes of earlier versions) decode to the same pixels;
+    a folder whose run record holds a `png_level` (as runs before level 1 became the default wrote) is not refused."""
+    targets = find_targets(_targets(tmp_path / "t", ["p.jpg", "q.jpg"]))
+    run(cai, targets, tmp_path / "one", progress=False)
+    run(cai, targets, tmp_path / "six", progress=False, png_level=6)
+    names = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").glob("*/*.png"))
+    assert names and names == sorted(p.relative_to(tmp_path / "six") for p in (tmp_path / "six").glob("*/*.png"))
+    assert any((tmp_path / "one" / n).read_bytes() != (tmp_path / "six" / n).read_bytes() for n in names)
+    for n in names:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / n)), np.asarray(Image.open(tmp_path / "six" / n))), n
+    record = tmp_path / "six" / "daad_run.json"
+    runs = json.loads(record.read_text())
+    assert "png_level" not in runs["cai"]
+    runs["cai"]["png_level"] = 6  # an older version's record
+    record.write_text(json.dumps(runs))
+    run(cai, targets, tmp_path / "six", progress=False)  # accepted: same settings but the level

@@ -114,7 +114,7 @@ def resize_pattern(pattern: Pattern, side: int, ring: int = 1) -> tuple[np.ndarr
     The region is the resized mask's bounding box plus a `ring` of pixels around it (one:
     the Poisson boundary), as (image region, bool mask region); None when the mask vanished.
     """
-    box = bbox(pattern.mask)
+    box = pattern.box  # computed once per pattern (a 774 x 794 MVTec crop: 88 us a draw)
     if box is None:
         return None
     f = side / pattern.side
@@ -290,7 +290,7 @@ class CAI:
             rejected["vanished"] += 1
             return None
         src, msk = resized
-        s_a_prime = max(bbox(msk)[2:])  # type: ignore[index]
+        s_a_prime = max(msk.shape) - 2 * self.ring  # the region is the resized mask's box plus the ring
         r_prime = s_a_prime / s_f
         if not scale.contains(r_prime):
             rejected["off_interval"] += 1
@@ -314,10 +314,11 @@ class CAI:
         grown_msk[inner] = msk
         blended = self.blender(tgt, grown_src, grown_msk, self.mode, self.mixed_rule)
         fg_region = fg[region]
-        if tgt.ndim == 3:
-            blended = np.where(fg_region[..., None], blended, tgt)
-        else:
-            blended = np.where(fg_region, blended, tgt)
+        # The injection is kept on the foreground only; cv2.copyTo makes the same selection as
+        # np.where(fg, blended, tgt) in 12 instead of 274 us on a 130 x 130 x 3 region.
+        kept = tgt.copy()  # never a view: `image` is the next draw's target
+        cv2.copyTo(np.ascontiguousarray(blended, dtype=np.uint8), fg_region.view(np.uint8), kept)
+        blended = kept
         result = image.copy()
         result[region] = blended
         diff = cv2.absdiff(blended, tgt)  # uint8 |I_sa - I_n|, without int16 copies

@@ -109,14 +109,16 @@ def _one_target(state: tuple[Any, FolderWriter], target: Target) -> tuple[list[d
     """Inject into one target and write its files (on disk before the rows go back); its manifest rows, or an error line."""
     cai, writer = state
     try:
-        image = np.asarray(load_image(target.path))
+        # Resized once: the synthesiser's own resize of an image already at its size is free (0.4 ms per
+        # image at 256 px from a 900 px MVTec target was spent resizing it a second time for normal/).
+        image = resize_target(np.asarray(load_image(target.path)), cai.size)
         injections = cai(image, key=target.key)
     except BadItemError as exc:
         return [], f"{target.path}: {exc.reason}"
     except (ValueError, OSError) as exc:
         return [], f"{target.path}: {exc}"
     outputs = [Output(f"{k:02d}", inj.image, inj.mask, inj.provenance) for k, inj in enumerate(injections)]
-    rows, bad = writer.write(target.key, target.path, resize_target(image, cai.size), outputs)
+    rows, bad = writer.write(target.key, target.path, image, outputs)
     writer.wait()  # the files are on disk before the rows (and the journal) say so
     return rows, "; ".join(bad)
 
@@ -173,14 +175,12 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     `settings` (e.g. the dataset and config the patterns came from) are stored with CAI's
     own; raises FolderInUseError when `out_dir` holds a CAI run made with other
     settings, unless `overwrite` (then what this run does not write is removed).
-    `png_level` 6 (the default) writes the bytes every earlier version wrote; another
-    zlib level (cv2's encoder) is faster (1: measured in benchmarks/cai.py --cli), still
-    the same bytes for the same seed, and recorded with the settings.
+    `png_level` 1 (the default, cv2's encoder) is 6.5x faster than 6 (PIL's, the bytes of
+    versions before 1 became the default) with files 2% smaller (see `daad.synthesis.folder`);
+    the pixels never depend on it, so it is not one of the recorded settings.
     """
     out = Path(out_dir).expanduser()
     recorded = {**settings_of(cai), **(settings or {})}
-    if png_level != DEFAULT_PNG_LEVEL:
-        recorded["png_level"] = png_level
     engine = engine or LocalEngine(workers)
     engine.check_paths(readable=_input_paths(cai, targets), writable=[out])
     writer = FolderWriter(out, run=getattr(cai, "name", "") or "cai", settings=recorded, overwrite=overwrite, png_level=png_level)

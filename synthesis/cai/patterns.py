@@ -47,13 +47,14 @@ class Pattern:
     anomaly_class: str = ""
     origin: str = ""
     side: int = field(init=False)  # s_a = max(minbb(mask)), in this pattern's pixels
+    box: tuple[int, int, int, int] | None = field(init=False, repr=False)  # the mask's (top, left, h, w)
 
     def __post_init__(self) -> None:
         self.mask = np.asarray(self.mask).astype(bool)
         if self.image.shape[:2] != self.mask.shape:
             raise ValueError(f"pattern {self.id or '<array>'}: image {self.image.shape[:2]} and mask {self.mask.shape} differ in size")
-        box = bbox(self.mask)
-        self.side = 0 if box is None else max(box[2], box[3])
+        self.box = bbox(self.mask)
+        self.side = 0 if self.box is None else max(self.box[2], self.box[3])
 
     def cropped(self) -> "Pattern":
         """This pattern cut to its mask's box plus a margin of a quarter of the box side (+2 px).
@@ -61,10 +62,9 @@ class Pattern:
         The margin gives the resized pattern real source context for its gradients; CAI
         pads by edge replication in the rare case that more is needed.
         """
-        box = bbox(self.mask)
-        if box is None:
+        if self.box is None:
             return self
-        top, left, h, w = box
+        top, left, h, w = self.box
         m = self.side // 4 + 2
         H, W = self.mask.shape
         r0, r1, c0, c1 = max(0, top - m), min(H, top + h + m), max(0, left - m), min(W, left + w + m)
