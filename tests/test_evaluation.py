@@ -268,3 +268,68 @@ def test_compare_end_to_end(tile, shared_data, tmp_path):
     args[args.index("--methods") + 1], args[args.index("--seeds") + 1] = "cutpaste", "1"
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "cutpaste seed 0: " in again.output and "is complete, not synthesised again" in again.output
+
+
+@pytest.fixture(scope="module")
+def tile_b(shared_data, tmp_path_factory) -> dict[str, Path]:
+    """A second Magnetic Tile test set with its own normal training images (other files than `tile`'s); its folder is also named test."""
+    root = tmp_path_factory.mktemp("eval_b")
+    free = sorted((shared_data / "magnetic_tile" / "MT_Free" / "Imgs").glob("*.jpg"))
+    (root / "normal").mkdir()
+    for p in free[8:14]:
+        shutil.copy(p, root / "normal" / p.name)
+    test = root / "test"
+    (test / "images").mkdir(parents=True)
+    (test / "masks").mkdir()
+    for kind in ("MT_Blowhole", "MT_Crack", "MT_Break"):
+        p = sorted((shared_data / "magnetic_tile" / kind / "Imgs").glob("*.jpg"))[1]
+        shutil.copy(p, test / "images" / p.name)
+        shutil.copy(p.with_suffix(".png"), test / "masks" / p.with_suffix(".png").name)
+    for p in free[14:17]:
+        shutil.copy(p, test / "images" / p.name)
+    return {"root": root, "normal": root / "normal", "test": test}
+
+
+TINY = ["--methods", "cutpaste", "--per-image", "2", "--size", "32", "--epochs", "2", "--batch-size", "6", "--lr", "3e-3",
+        "--width", "4", "--depth", "3", "--last-k", "2", "--seed", "5", "--quiet"]
+
+
+def _runs(rows: list) -> list:
+    return [(r["method"], [(run["seed"], run["best"], run["best_epoch"], run["last"]) for run in r["runs"]], r["best"], r["last"]) for r in rows]
+
+
+def test_compare_over_two_test_sets_equals_two_single_sweeps(tile, tile_b, tmp_path):
+    """1 method x 2 test sets x 1 seed in one sweep: per test set the rows of that test set's own sweep; mismatched counts: one line."""
+    runner = CliRunner()
+    for name, t in (("a", tile), ("b", tile_b)):
+        r = runner.invoke(main, ["compare", "--train-normal", str(t["normal"]), "--test", str(t["test"]), *TINY, "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    out = tmp_path / "both"
+    r = runner.invoke(main, ["compare", "--test", str(tile["test"]), "--train-normal", str(tile["normal"]),
+                             "--test", str(tile_b["test"]), "--train-normal", str(tile_b["normal"]), *TINY, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "cutpaste on test seed 5: " in r.output and "cutpaste on test-2 seed 5: " in r.output and "mean over 2 test sets:" in r.output
+    res = json.loads((out / "results.json").read_text())
+    assert [(t["name"], t["test"]) for t in res["tests"]] == [("test", str(tile["test"])), ("test-2", str(tile_b["test"]))]
+    singles = [json.loads((tmp_path / n / "results.json").read_text())["rows"] for n in ("a", "b")]
+    assert [_runs(t["rows"]) for t in res["tests"]] == [_runs(rows) for rows in singles]
+    a, b = singles[0][0]["runs"][0]["best"], singles[1][0]["runs"][0]["best"]
+    mean = res["mean"][0]
+    assert mean["method"] == "cutpaste" and [run["seed"] for run in mean["runs"]] == [5]
+    assert mean["best"]["mean"] == pytest.approx({k: (a[k] + b[k]) / 2 for k in a if a[k] is not None and b[k] is not None})
+    for name, single in (("test", "a"), ("test-2", "b")):  # each test set's folders under OUT/<name>/, the single sweep's bytes
+        manifest = (out / name / "cutpaste" / "manifest.jsonl").read_text()
+        assert manifest == (tmp_path / single / "cutpaste" / "manifest.jsonl").read_text()
+        assert (out / name / "eval" / "cutpaste@5" / "results.json").is_file()
+    md = (out / "results.md").read_text()
+    assert md.index("## Mean over the 2 test sets") < md.index(f"## test: {tile['test']}") < md.index(f"## test-2: {tile_b['test']}")
+    assert md.count("| cutpaste |") == 6 and (out / "results.png").stat().st_size > 0
+
+    bad = runner.invoke(main, ["compare", "--test", str(tile["test"]), "--test", str(tile_b["test"]), "--train-normal", str(tile["normal"]),
+                               *TINY, "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and bad.output.strip().splitlines() == [
+        "Error: 2 test sets but 1 --train-normal folders: give one per test set, in the same order"]
+    bad = runner.invoke(main, ["compare", "--test", str(tile["test"]), "--train-normal", str(tile["normal"]), "--category", "x",
+                               "--category", "y", *TINY, "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1 and "1 test sets but 2 --category values" in bad.output
+    assert not (tmp_path / "bad").exists()

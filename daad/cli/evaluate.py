@@ -11,10 +11,15 @@ from daad.cli.engine_options import engine_options, make_engine
 METRIC_CHOICES = ("pixel_auroc", "pixel_ap", "pro", "image_auroc")
 
 
-def _eval_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def _eval_options(f: Callable[..., Any], several: bool = False) -> Callable[..., Any]:
+    test_help = "Test set: NAME:PATH of a dataset (mvtec_ad:~/mvtec/bottle) or a folder with images/ + masks/."
+    category_help = "Category, when the dataset root holds several."
+    if several:
+        test_help += " Repeat for several test sets in one sweep: the Nth --test pairs with the Nth --train-normal."
+        category_help += " Once for every test set, or once per --test, paired in order."
     options = [
-        click.option("--test", required=True, help="Test set: NAME:PATH of a dataset (mvtec_ad:~/mvtec/bottle) or a folder with images/ + masks/."),
-        click.option("--category", default=None, help="Category, when the dataset root holds several."),
+        click.option("--test", required=True, multiple=several, help=test_help),
+        click.option("--category", default=None, multiple=several, help=category_help),
         click.option("--size", default=256, show_default=True, type=click.IntRange(min=32), help="Images resized to SIZE x SIZE (a multiple of 32)."),
         click.option("--epochs", default=200, show_default=True, type=click.IntRange(min=1)),
         click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=2)),
@@ -63,8 +68,13 @@ def evaluate_cmd(synthetic: str, out_dir: str, seed: int, resume: bool, train_no
     click.echo(result.summary())
 
 
+def _several_test_sets(f: Callable[..., Any]) -> Callable[..., Any]:
+    return _eval_options(f, several=True)
+
+
 @click.command("compare")
-@click.option("--train-normal", required=True, type=click.Path(exists=True, file_okay=False), help="Normal training images (the targets of every method).")
+@click.option("--train-normal", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Normal training images (the targets of every method); once per --test, paired in order.")
 @click.option("--methods", required=True, help="Comma-separated: cai-n, cai-m, cai-paper-n, cai-paper-m, cutpaste, cutpaste-scar, nsa-n, nsa-m, draem; CAI ablations cai-n:no-pe, :no-stm, :no-ils, :split=2,2,6, :mask=paper.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder: one synthesis folder per method, eval/, results.json/.md/.png.")
 @click.option("--dataset", default=None, help="Published DAAD for the CAI methods (a `daad publish` folder or a Hub repo id).")
@@ -78,8 +88,8 @@ def evaluate_cmd(synthetic: str, out_dir: str, seed: int, resume: bool, train_no
 @engine_options
 @click.option("--cpus-per-run", default=None, type=click.FloatRange(min=1), help="CPUs each run asks Ray for (default 1), and torch's threads per run on either engine (default: torch's choice here); the numbers depend on the threads, so keep it when comparing engines.")
 @click.option("--gpus-per-run", default=0.0, show_default=True, type=click.FloatRange(min=0), help="With --engine ray: GPUs each run asks for (Ray sets CUDA_VISIBLE_DEVICES; pair with --device cuda).")
-@_eval_options
-def compare_cmd(train_normal: str, methods: str, out_dir: str, dataset: str | None, exclude: str | None, textures: str | None,
+@_several_test_sets
+def compare_cmd(train_normal: tuple[str, ...], methods: str, out_dir: str, dataset: str | None, exclude: str | None, textures: str | None,
                 per_image: int, foreground: str, workers: int, seeds: int, seed: int, engine_name: str, ray_address: str | None,
                 cpus_per_run: float | None, gpus_per_run: float, **kw: Any) -> None:
     """Synthesise with each method, evaluate each with identical settings and seeds, write one table.
@@ -89,11 +99,16 @@ def compare_cmd(train_normal: str, methods: str, out_dir: str, dataset: str | No
     OUT/results.json, OUT/results.md (Table 1's shape, best in bold) and OUT/results.png.
     Each (method, test set, seed) is one run: one after another here, or one Ray task each
     with --engine ray (OUT, the inputs and the DAAD on paths every node sees).
+    Several test sets (--test and --train-normal repeated, paired in order): each one's
+    folders go under OUT/<category or test folder name>/; results.md has the mean over the
+    test sets and one section per test set; results.png shows the mean.
     Examples:
       daad compare --train-normal bottle/train/good --test mvtec_ad:~/data/mvtec/bottle \\
           --dataset ~/daad-release --exclude mvtec_ad --methods cai-n,cai-m,cutpaste,nsa-n,draem \\
           --textures ~/dtd/images --out compare-bottle
       daad compare ... --methods cai-n,cutpaste,draem --seeds 5 --engine ray --gpus-per-run 1 --device cuda --out /shared/cmp
+      daad compare --test mvtec_ad:~/data/mvtec --category bottle --train-normal bottle/train/good \\
+          --test mvtec_ad:~/data/mvtec --category capsule --train-normal capsule/train/good --methods cutpaste,nsa-n --out cmp
     """
     from daad.core.errors import DaadError
     from daad.engine import Resources
@@ -104,10 +119,15 @@ def compare_cmd(train_normal: str, methods: str, out_dir: str, dataset: str | No
     engine = make_engine(engine_name, None, ray_address, gpus_per_worker=gpus_per_run, cpus_per_worker=cpus_per_run or 1)
     try:
         parsed = split_methods(methods)
-        config = CompareConfig(train_normal=train_normal, test=kw["test"], out=out_dir, methods=[m.spec for m in parsed],
-                               dataset=dataset, exclude=exclude, textures=textures, category=kw["category"], seeds=seeds,
+        tests, categories = kw["test"], kw["category"]
+        one = len(tests) == 1 and len(train_normal) == 1 and len(categories) <= 1  # one test set: the config (results.json) as always
+        config = CompareConfig(train_normal=train_normal[0] if one else list(train_normal), test=tests[0] if one else list(tests),
+                               out=out_dir, methods=[m.spec for m in parsed], dataset=dataset, exclude=exclude, textures=textures,
+                               category=(categories[0] if categories else None) if one or len(categories) <= 1 else list(categories),
+                               seeds=seeds,
                                seed=seed, per_image=per_image, foreground=foreground, workers=workers, cpus_per_run=cpus_per_run,
                                eval=_eval_settings(kw))
+        config.test_sets()  # mismatched counts: one Error line before anything is loaded
         if kw["quiet"]:
             import datasets
 
@@ -123,7 +143,8 @@ def compare_cmd(train_normal: str, methods: str, out_dir: str, dataset: str | No
     click.echo(f"wrote {out_dir}/results.json, results.md, results.png")
     failed = results.get("errors", [])
     if failed:
-        total = sum(len(r["runs"]) for r in results["rows"]) + len(failed)
+        rows = results["rows"] if "rows" in results else [r for t in results["tests"] for r in t["rows"]]
+        total = sum(len(r["runs"]) for r in rows) + len(failed)
         raise click.ClickException(f"{len(failed)} of {total} runs failed (each named above); the tables hold the others")
 
 

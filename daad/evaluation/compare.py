@@ -12,9 +12,18 @@ is worse).
 Where runs happen: each (method, test set, seed) is one job (`runs.run_one`) for the
 engine's `run_jobs` (`daad.engine`): the local engine runs them one after another in this
 process (what compare always did, same numbers), Ray runs them as tasks across a cluster,
-each with the CPUs/GPUs it asks for. This process, the driver, loads the test set, the
+each with the CPUs/GPUs it asks for. This process, the driver, loads the test sets, the
 DAAD pool and the targets once, shows one bar over runs done, and alone writes
 results.json/.md/.png, in (method, test set, seed) order.
+
+Several test sets in one sweep (`test`, `train_normal` and `category` as lists, paired in
+order: each test set has its own normal training images, e.g. one MVTec category each):
+each test set's folders go under `out/<name>/` (its category, else its folder's name),
+results.json holds `tests` (per test set: its rows) and `mean` (per method and seed, the
+mean over the test sets, then mean +- std over seeds: the paper's "mean" column, with the
+seed spread the `~` marks need), results.md one section per test set after the mean, and
+results.png the mean. With one test set every folder, file and printed line is what it
+always was.
 """
 
 from __future__ import annotations
@@ -33,24 +42,26 @@ from daad.core.atomic import atomic_path
 from daad.core.errors import DaadError
 from daad.engine import Engine, LocalEngine, Resources
 
-from .data import load_test_set, read_rgb
+from .data import load_test_set, parse_test_spec, read_rgb
 from .methods import NEEDS_DAAD, Method
 from .plots import compare_png
-from .runs import TABLE_KEYS, RunJob, SweepInputs, folder_complete, run_one
+from .runs import TABLE_KEYS, RunJob, SweepInputs, PerTestSet, folder_complete, run_one
 from .train import EvalConfig
 HEADERS = {"pixel_auroc": "AUC", "pixel_ap": "AP", "pro": "PRO", "image_auroc": "img AUC"}
 
 
 @dataclass
 class CompareConfig:
-    train_normal: str
-    test: str
+    """`test`, `train_normal`, `category`: one each, or lists paired in order (one category may serve every test set)."""
+
+    train_normal: str | list[str]
+    test: str | list[str]
     out: str
     methods: list[str]
     dataset: str | None = None
     exclude: str | None = None
     textures: str | None = None
-    category: str | None = None
+    category: str | list[str] | None = None
     seeds: int = 1
     seed: int = 0
     per_image: int = 10
@@ -58,6 +69,34 @@ class CompareConfig:
     workers: int = 1
     cpus_per_run: float | None = None  # also torch's threads per run (the numbers depend on them); None: torch's default
     eval: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields: size, epochs, batch_size, lr, samples, ...
+
+    def test_sets(self) -> list[tuple[str, str, str | None]]:
+        """(test, train_normal, category) per test set; mismatched counts are a DaadError naming them."""
+        tests = [self.test] if isinstance(self.test, str) else list(self.test)
+        normals = [self.train_normal] if isinstance(self.train_normal, str) else list(self.train_normal)
+        cats = [self.category] if self.category is None or isinstance(self.category, str) else list(self.category)
+        if not tests:
+            raise DaadError("no test set given")
+        if len(normals) != len(tests):
+            raise DaadError(f"{len(tests)} test sets but {len(normals)} --train-normal folders: give one per test set, in the same order")
+        if len(cats) == 1:
+            cats = cats * len(tests)
+        elif len(cats) != len(tests):
+            raise DaadError(f"{len(tests)} test sets but {len(cats)} --category values: give one for all or one per test set, in order")
+        return list(zip(tests, normals, cats))
+
+
+def names_of_test_sets(sets: list[tuple[str, str, str | None]]) -> list[str]:
+    """Folder names of several test sets: the category, else the test folder's name; a repeated name gets -2, -3, ..."""
+    names: list[str] = []
+    for spec, _, category in sets:
+        base = category or parse_test_spec(spec)[1].name or "test"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
 
 
 def _cell(mean: float | None, std: float, bold: bool, close: bool) -> str:
@@ -103,7 +142,7 @@ def _normals(folder: str, size: int) -> list[tuple[str, Any]]:
 
 
 def _input_paths(config: CompareConfig, targets: list[Any], pool: Any) -> list[Path]:
-    """What a worker reads: the targets' folders, DRAEM's textures, the DAAD pool's memory-mapped files (the test set travels loaded)."""
+    """What a worker reads: the targets' folders, DRAEM's textures, the DAAD pool's memory-mapped files (the test sets travel loaded)."""
     paths = sorted({Path(t.path).parent for t in targets})
     if config.textures:
         paths.append(Path(config.textures))
@@ -114,13 +153,33 @@ def _input_paths(config: CompareConfig, targets: list[Any], pool: Any) -> list[P
 def sweep_jobs(config: CompareConfig, methods: list[Method]) -> list[RunJob]:
     """Every (method, test set, seed), in the order results are written."""
     seeds = [config.seed + i for i in range(config.seeds)]
-    return [RunJob(m, config.test, s, first=i == 0) for m in methods for i, s in enumerate(seeds)]
+    sets = config.test_sets()
+    tags: list[str | None] = list(names_of_test_sets(sets)) if len(sets) > 1 else [None]
+    return [RunJob(m, spec, s, first=i == 0, index=t, tag=tags[t])
+            for m in methods for t, (spec, _, _) in enumerate(sets) for i, s in enumerate(seeds)]
+
+
+def _row(method: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"method": method, "runs": runs, "best": _aggregate(runs, "best"), "last": _aggregate(runs, "last")}
+
+
+def _mean_row(method: str, per_test: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per seed that every test set has: each metric's mean over the test sets; then mean +- std over those seeds."""
+    by_seed = [{r["seed"]: r for r in runs} for runs in per_test]
+    runs = []
+    for seed in sorted(set.intersection(*(set(b) for b in by_seed))):
+        run: dict[str, Any] = {"seed": seed}
+        for part in ("best", "last"):
+            vals = {k: [b[seed][part].get(k) for b in by_seed] for k in TABLE_KEYS}
+            run[part] = {k: float(np.mean(v)) for k, v in vals.items() if all(x is not None for x in v)}
+        runs.append(run)
+    return _row(method, runs)
 
 
 def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
             echo: Callable[[str], None] = print, engine: Engine | None = None,
             resources: Resources | None = None) -> dict[str, Any]:
-    """Run every method x seed as one job each on `engine` (default: one after another here); write results.json, .md, .png in `out`.
+    """Run every method x test set x seed as one job each on `engine` (default: one after another here); write results.json, .md, .png in `out`.
 
     Results are gathered in (method, test set, seed) order whatever order the runs finish
     in; a run that fails is reported as one `Error:` line naming it (and listed under
@@ -131,15 +190,22 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
 
     engine = engine or LocalEngine(1)
     out = Path(config.out).expanduser()
-    base_eval = EvalConfig(synthetic="", test=config.test, out="", train_normal=config.train_normal,
-                           category=config.category, **config.eval)
+    sets = config.test_sets()
+    several = len(sets) > 1
+    names = names_of_test_sets(sets)
+    base_eval = EvalConfig(synthetic="", test=sets[0][0], out="", train_normal=sets[0][1], category=sets[0][2], **config.eval)
     size = base_eval.size
     start = time.perf_counter()
-    test = load_test_set(config.test, size, config.category)
-    echo(f"test set {config.test}: {len(test)} images, {test.anomalous} anomalous")
-    for s in test.skipped:
-        echo(f"bad: {s}")
-    targets = find_targets(config.train_normal)
+    nsa = any(m.base.startswith("nsa") for m in methods)
+    tests: list[PerTestSet] = []
+    for name, (spec, train_normal, category) in zip(names, sets):
+        test = load_test_set(spec, size, category)
+        echo(f"test set {spec}: {len(test)} images, {test.anomalous} anomalous")
+        for s in test.skipped:
+            echo(f"bad: {s}")
+        tests.append(PerTestSet(out=str(out / name) if several else str(out), test_spec=spec, train_normal=train_normal,
+                                category=category, test=test, targets=find_targets(train_normal),
+                                normals=_normals(train_normal, size) if nsa else None))
     pool = None
     if any(m.base in NEEDS_DAAD for m in methods):
         if not config.dataset:
@@ -151,18 +217,18 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
         echo(f"DAAD {path} [{cfg}]: {len(ds)} anomalies")
     if config.textures is None and any(m.base == "draem" for m in methods):
         raise DaadError("method draem: needs --textures (a folder of texture images, e.g. DTD or a DAAD release's images)")
-    normals = _normals(config.train_normal, size) if any(m.base.startswith("nsa") for m in methods) else None
-    engine.check_paths(readable=_input_paths(config, targets, pool), writable=[out])
+    engine.check_paths(readable=_input_paths(config, [t for ts in tests for t in ts.targets], pool), writable=[out])
     threads = max(1, int(config.cpus_per_run)) if config.cpus_per_run else None
-    inputs = SweepInputs(out=str(out), base_eval=base_eval, targets=targets, test=test, per_image=config.per_image,
-                         foreground=config.foreground, workers=config.workers, pool=pool, normals=normals,
-                         textures=config.textures, threads=threads, progress=progress and isinstance(engine, LocalEngine))
+    inputs = SweepInputs(base_eval=base_eval, tests=tests, per_image=config.per_image, foreground=config.foreground,
+                         workers=config.workers, pool=pool, textures=config.textures, threads=threads,
+                         progress=progress and isinstance(engine, LocalEngine))
     jobs = sweep_jobs(config, methods)
     seeds = [config.seed + i for i in range(config.seeds)]
     done: dict[int, dict[str, Any]] = {}
     finished: set[int] = set()
     errors: list[str] = []
-    rows: list[dict[str, Any]] = []
+    per_test: list[list[dict[str, Any]]] = [[] for _ in sets]
+    mean: list[dict[str, Any]] = []
     with tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress) as bar:
         for i, result in engine.run_jobs(partial(run_one, inputs), jobs, resources or Resources()):
             finished.add(i)
@@ -175,21 +241,42 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
                     errors.append(result["error"])
                     echo(f"Error: {result['error']}")
                 # the table so far, each time the next method in order has all its runs (locally: after each method)
-                while len(rows) < len(methods) and all(j in finished for j, job in enumerate(jobs) if job.method == methods[len(rows)]):
-                    method = methods[len(rows)]
-                    runs = [done[j] for j, job in enumerate(jobs) if job.method == method and j in done]
-                    rows.append({"method": method.spec, "runs": runs, "best": _aggregate(runs, "best"), "last": _aggregate(runs, "last")})
-                    echo(table(rows, "best"))
+                while len(per_test[0]) < len(methods) and all(j in finished for j, job in enumerate(jobs) if job.method == methods[len(per_test[0])]):
+                    method = methods[len(per_test[0])]
+                    for t, rows in enumerate(per_test):
+                        rows.append(_row(method.spec, [done[j] for j, job in enumerate(jobs) if job.method == method and job.index == t and j in done]))
+                    if several:
+                        mean.append(_mean_row(method.spec, [rows[-1]["runs"] for rows in per_test]))
+                        echo(f"mean over {len(sets)} test sets:")
+                    echo(table(mean if several else per_test[0], "best"))
             bar.update(1)
-    results: dict[str, Any] = {"config": asdict(config), "seeds": seeds, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
+    results: dict[str, Any] = {"config": asdict(config), "seeds": seeds}
+    if several:
+        results["tests"] = [{"name": n, "test": spec, "train_normal": tn, "category": c, "rows": rows}
+                            for n, (spec, tn, c), rows in zip(names, sets, per_test)]
+        results["mean"] = mean
+    else:
+        results["rows"] = per_test[0]
+    results["seconds"] = round(time.perf_counter() - start, 1)
     if errors:
         results["errors"] = errors
     k = base_eval.last_k
-    md = (f"# Pseudo anomalies compared: {config.test}\n\n"
+    title = f"{len(sets)} test sets ({', '.join(names)})" if several else config.test
+    md = (f"# Pseudo anomalies compared: {title}\n\n"
           f"{len(seeds)} seed(s) {seeds}; {base_eval.epochs} epochs at {size} px; mean ± std over seeds, in %.\n"
-          f"Bold: best mean; `~`: below the best by less than the spread (std), not a measured difference.\n\n"
-          f"## Best epoch by {base_eval.select} (the paper's choice; it looks at the test set)\n\n{table(rows, 'best')}\n\n"
-          f"## Mean of the last {k} epochs\n\n{table(rows, 'last')}\n")
+          f"Bold: best mean; `~`: below the best by less than the spread (std), not a measured difference.\n\n")
+    sections = [("", per_test[0])] if not several else (
+        [(f"Mean over the {len(sets)} test sets (per seed the mean over test sets, then mean ± std over seeds)", mean)]
+        + [(f"{n}: {spec}", rows) for n, (spec, _, _), rows in zip(names, sets, per_test)])
+    for heading, rows in sections:
+        level = "##"
+        if heading:
+            md += f"## {heading}\n\n"
+            level = "###"
+        md += (f"{level} Best epoch by {base_eval.select} (the paper's choice; it looks at the test set)\n\n{table(rows, 'best')}\n\n"
+               f"{level} Mean of the last {k} epochs\n\n{table(rows, 'last')}\n")
+        if several and heading != sections[-1][0]:
+            md += "\n"
     if errors:
         md += "\n## Failed runs (not in the tables)\n\n" + "".join(f"- {e}\n" for e in errors)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,9 +284,10 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
         tmp.write_text(json.dumps(results, indent=2))
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(md)
-    compare_png([{"method": r["method"], **r["best"]} for r in rows], [k for k in TABLE_KEYS], out / "results.png",
-                title=f"best epoch, mean ± std over {len(seeds)} seed(s)")
+    compare_png([{"method": r["method"], **r["best"]} for r in (mean if several else per_test[0])], [k for k in TABLE_KEYS],
+                out / "results.png", title=f"best epoch, mean ± std over {len(seeds)} seed(s)"
+                + (f", mean over {len(sets)} test sets" if several else ""))
     return results
 
 
-__all__ = ["CompareConfig", "compare", "folder_complete", "sweep_jobs", "table"]
+__all__ = ["CompareConfig", "compare", "folder_complete", "sweep_jobs", "table", "names_of_test_sets"]

@@ -1,8 +1,8 @@
 """One run of a `compare` sweep: synthesise with one method and seed, train and test on one test set.
 
 A run is a job for `Engine.run_jobs` (`daad.engine`): `run_one(inputs, job)` is a
-module-level function, `inputs` (what every run shares: the DAAD pool, NSA's normal
-images, the loaded test set, the targets) is sent once per worker (Ray puts it in its
+module-level function, `inputs` (what every run shares: the DAAD pool and, per test set,
+its loaded images, its targets and NSA's normal images) is sent once per worker (Ray puts it in its
 object store once; the local engine passes it by reference), and the job is a few
 plain fields. The result is plain data (metrics, folders, the lines to print), so the
 driver gathers results whatever node ran them and in whatever order they finish.
@@ -35,18 +35,28 @@ TABLE_KEYS = ("pixel_auroc", "pixel_ap", "pro", "image_auroc")
 
 
 @dataclass
-class SweepInputs:
-    """What every run of one sweep reads: settings, the targets, the DAAD pool, NSA's normals, the test set."""
+class PerTestSet:
+    """One test set of a sweep: the loaded test images, its normal training images (the targets), NSA's normals, its folder."""
 
-    out: str
-    base_eval: EvalConfig
-    targets: list[Any]  # synthesis.cai.output.Target
+    out: str  # OUT with one test set, OUT/<name> with several
+    test_spec: str
+    train_normal: str
+    category: str | None
     test: ImageSet
+    targets: list[Any]  # synthesis.cai.output.Target
+    normals: list[tuple[str, Any]] | None = None
+
+
+@dataclass
+class SweepInputs:
+    """What every run of one sweep reads: settings, the DAAD pool, DRAEM's textures, and each test set's inputs."""
+
+    base_eval: EvalConfig
+    tests: list[PerTestSet]
     per_image: int
     foreground: str
     workers: int
     pool: Any = None
-    normals: list[tuple[str, Any]] | None = None
     textures: str | None = None
     threads: int | None = None  # torch threads per run (None: torch's default where the run is)
     progress: bool = False
@@ -60,10 +70,16 @@ class RunJob:
     test: str
     seed: int
     first: bool  # the first seed writes OUT/<method>/, the others OUT/<method>@<seed>/
+    index: int = 0  # which of SweepInputs.tests
+    tag: str | None = None  # the test set's folder name when a sweep has several (it then names the printed lines too)
 
     @property
     def name(self) -> str:
         return f"{self.method.spec}, test {self.test}, seed {self.seed}"
+
+    @property
+    def label(self) -> str:
+        return self.method.spec if self.tag is None else f"{self.method.spec} on {self.tag}"
 
     @property
     def synth_tag(self) -> str:
@@ -95,22 +111,24 @@ def _seed(seed: int, threads: int | None) -> int:
 def _synthesise_and_evaluate(inputs: SweepInputs, job: RunJob, lines: list[str]) -> dict[str, Any]:
     from daad.synthesis.cai.output import run
 
-    out = Path(inputs.out).expanduser()
+    ts = inputs.tests[job.index]
+    out = Path(ts.out).expanduser()
     size = inputs.base_eval.size
-    spec, seed = job.method.spec, job.seed
+    spec, seed = job.label, job.seed
     synth_dir = out / job.synth_tag
     if folder_complete(synth_dir):
         lines.append(f"{spec} seed {seed}: {synth_dir} is complete, not synthesised again")
     else:
         synth = build(job.method, seed=seed, size=size, per_image=inputs.per_image, pool=inputs.pool,
-                      foreground=inputs.foreground, normals=inputs.normals, textures=inputs.textures)
-        report = run(synth, inputs.targets, synth_dir, workers=inputs.workers, progress=inputs.progress)
+                      foreground=inputs.foreground, normals=ts.normals, textures=inputs.textures)
+        report = run(synth, ts.targets, synth_dir, workers=inputs.workers, progress=inputs.progress)
         lines.append(f"{spec} seed {seed}: " + report.summary().splitlines()[0])
         if report.images == 0:
             raise DaadError("no pseudo anomaly was written")
-    cfg = replace(inputs.base_eval, synthetic=str(synth_dir), out=str(out / "eval" / f"{job.method.folder}@{seed}"), seed=seed)
+    cfg = replace(inputs.base_eval, synthetic=str(synth_dir), out=str(out / "eval" / f"{job.method.folder}@{seed}"), seed=seed,
+                  test=ts.test_spec, train_normal=ts.train_normal, category=ts.category)
     train = load_training_set(synth_dir, size, cfg.train_normal, cfg.samples, seed)
-    res = evaluate(cfg, resume=True, progress=inputs.progress, train=train, test=inputs.test)
+    res = evaluate(cfg, resume=True, progress=inputs.progress, train=train, test=ts.test)
     lines.append(f"{spec} seed {seed}: " + res.summary().replace("\n", "\n  "))
     return {"seed": seed, "best": {k: res.best.get(k) for k in TABLE_KEYS}, "best_epoch": res.best["epoch"],
             "last": res.last_mean, "synthetic": str(synth_dir), "eval": str(res.out)}
