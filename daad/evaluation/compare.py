@@ -267,7 +267,7 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
           f"Bold: best mean; `~`: below the best by less than the spread (std), not a measured difference.\n\n")
     sections = [("", per_test[0])] if not several else (
         [(f"Mean over the {len(sets)} test sets (per seed the mean over test sets, then mean ± std over seeds)", mean)]
-        + [(f"{n}: {spec}", rows) for n, (spec, _, _), rows in zip(names, sets, per_test)])
+        + [(n if n == spec else f"{n}: {spec}", rows) for n, (spec, _, _), rows in zip(names, sets, per_test)])
     for heading, rows in sections:
         level = "##"
         if heading:
