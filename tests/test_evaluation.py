@@ -93,24 +93,30 @@ def test_metrics_agree_with_references_on_noisy_maps():
 # -- real data at 32 px ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tile(shared_data, tmp_path_factory) -> dict[str, Path]:
-    """6 normal Magnetic Tile images for training; a test folder of 4 defects + 2 other normal images."""
-    root = tmp_path_factory.mktemp("eval")
+def _tile_set(root: Path, shared_data: Path, normal: slice, kinds: tuple[str, ...], nth: int, good: slice) -> dict[str, Path]:
+    """A Magnetic Tile train/test pair in `root`: MT_Free[normal] to train on; the `nth` image of each defect kind
+    (with its mask) and MT_Free[good] to test on."""
     free = sorted((shared_data / "magnetic_tile" / "MT_Free" / "Imgs").glob("*.jpg"))
     (root / "normal").mkdir()
-    for p in free[:6]:
+    for p in free[normal]:
         shutil.copy(p, root / "normal" / p.name)
     test = root / "test"
     (test / "images").mkdir(parents=True)
     (test / "masks").mkdir()
-    for kind in ("MT_Blowhole", "MT_Crack", "MT_Break", "MT_Uneven"):
-        p = sorted((shared_data / "magnetic_tile" / kind / "Imgs").glob("*.jpg"))[0]
+    for kind in kinds:
+        p = sorted((shared_data / "magnetic_tile" / kind / "Imgs").glob("*.jpg"))[nth]
         shutil.copy(p, test / "images" / p.name)
         shutil.copy(p.with_suffix(".png"), test / "masks" / p.with_suffix(".png").name)
-    for p in free[6:8]:
+    for p in free[good]:
         shutil.copy(p, test / "images" / p.name)
     return {"root": root, "normal": root / "normal", "test": test}
+
+
+@pytest.fixture(scope="module")
+def tile(shared_data, tmp_path_factory) -> dict[str, Path]:
+    """6 normal Magnetic Tile images for training; a test folder of 4 defects + 2 other normal images."""
+    return _tile_set(tmp_path_factory.mktemp("eval"), shared_data, slice(0, 6),
+                     ("MT_Blowhole", "MT_Crack", "MT_Break", "MT_Uneven"), 0, slice(6, 8))
 
 
 def _synthesise(synth, normal: Path, out: Path):
@@ -273,21 +279,8 @@ def test_compare_end_to_end(tile, shared_data, tmp_path):
 @pytest.fixture(scope="module")
 def tile_b(shared_data, tmp_path_factory) -> dict[str, Path]:
     """A second Magnetic Tile test set with its own normal training images (other files than `tile`'s); its folder is also named test."""
-    root = tmp_path_factory.mktemp("eval_b")
-    free = sorted((shared_data / "magnetic_tile" / "MT_Free" / "Imgs").glob("*.jpg"))
-    (root / "normal").mkdir()
-    for p in free[8:14]:
-        shutil.copy(p, root / "normal" / p.name)
-    test = root / "test"
-    (test / "images").mkdir(parents=True)
-    (test / "masks").mkdir()
-    for kind in ("MT_Blowhole", "MT_Crack", "MT_Break"):
-        p = sorted((shared_data / "magnetic_tile" / kind / "Imgs").glob("*.jpg"))[1]
-        shutil.copy(p, test / "images" / p.name)
-        shutil.copy(p.with_suffix(".png"), test / "masks" / p.with_suffix(".png").name)
-    for p in free[14:17]:
-        shutil.copy(p, test / "images" / p.name)
-    return {"root": root, "normal": root / "normal", "test": test}
+    return _tile_set(tmp_path_factory.mktemp("eval_b"), shared_data, slice(8, 14),
+                     ("MT_Blowhole", "MT_Crack", "MT_Break"), 1, slice(14, 17))
 
 
 TINY = ["--methods", "cutpaste", "--per-image", "2", "--size", "32", "--epochs", "2", "--batch-size", "6", "--lr", "3e-3",
