@@ -105,6 +105,19 @@ def count_field(data: dict, key: str) -> int | None:
     return None
 
 
+def numbered_page(results: list[SearchResult], bad: list[tuple[str, str]], data: dict, key: str, page: int, who: str) -> Page:
+    """The page and where to go next for APIs that number their pages and state the count in `data[key]`.
+
+    A count that is not a number is reported once as a bad item of the page and paging goes on
+    while pages have results (the per-run page budget bounds it), rather than stopping the query.
+    """
+    pages = count_field(data, key)
+    if pages is None:
+        bad.append((f"{who} page {page}", f"field {key!r} is {data.get(key)!r}, expected a number; going on while pages have results"))
+    more = bool(results or bad) and (pages is None or page < pages)
+    return Page(results, page + 1 if more else None, bad)
+
+
 def parse_each(rows: Iterable[Any], parse: Callable[[dict], SearchResult | None], name: Callable[[Any, int], str]) -> tuple[list[SearchResult], list[tuple[str, str]]]:
     """Parse every row of a page; a row that does not parse is reported (name, reason), the rest go on."""
     results, bad = [], []

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from daad.core import licenses
-from daad.collectors.search.base import BadResult, Page, SearchResult, attribution_line, count_field, id_field, parse_each, text_field, url_field
+from daad.collectors.search.base import BadResult, Page, SearchResult, attribution_line, id_field, numbered_page, parse_each, text_field, url_field
 from daad.collectors.search.http import PoliteSession
 
 DEFAULT_ENDPOINT = "https://api.flickr.com/services/rest/"
@@ -66,11 +66,7 @@ class Flickr:
         if not isinstance(photos, list):
             raise ValueError(f"{self.endpoint}: 'photos.photo' is {type(photos).__name__}, expected a list")
         results, bad = parse_each(photos, self._result, lambda p, i: f"flickr photo {p.get('id') if isinstance(p, dict) else '#' + str(i + 1)} on page {page}")
-        pages = count_field(data, "pages")
-        if pages is None:
-            bad.append((f"flickr page {page}", f"field 'pages' is {data.get('pages')!r}, expected a number; going on while pages have results"))
-        more = bool(results or bad) and (pages is None or page < pages)
-        return Page(results, page + 1 if more else None, bad)
+        return numbered_page(results, bad, data, "pages", page, "flickr")
 
     def _result(self, p: dict) -> SearchResult | None:
         url = next((u for u in (url_field(p, s) for s in SIZES) if u), "")

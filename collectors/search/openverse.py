@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from daad.core import licenses
-from daad.collectors.search.base import BadResult, Page, SearchResult, attribution_line, count_field, id_field, parse_each, text_field, url_field
+from daad.collectors.search.base import BadResult, Page, SearchResult, attribution_line, id_field, numbered_page, parse_each, text_field, url_field
 from daad.collectors.search.http import PoliteSession
 
 DEFAULT_ENDPOINT = "https://api.openverse.org/v1/images/"
@@ -46,11 +46,7 @@ class Openverse:
         if not isinstance(data, dict) or not isinstance(data.get("results", []), list):
             raise ValueError(f"{self.endpoint}: page {page} is not an Openverse answer (no results list)")
         results, bad = parse_each(data.get("results", []), self._result, lambda r, i: _name(r, i, page))
-        pages = count_field(data, "page_count")
-        if pages is None:
-            bad.append((f"openverse page {page}", f"field 'page_count' is {data.get('page_count')!r}, expected a number; going on while pages have results"))
-        more = bool(results or bad) and (pages is None or page < pages)
-        return Page(results, page + 1 if more else None, bad)
+        return numbered_page(results, bad, data, "page_count", page, "openverse")
 
     def _result(self, r: dict) -> SearchResult | None:
         image_url = url_field(r, "url")
