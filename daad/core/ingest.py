@@ -11,6 +11,12 @@ add that origin to the record instead of being dropped: the record then publishe
 its governing origin (`daad.core.record.governing_origin`), so the dataset's licence and
 name win over the copy's. An unassigned class or a missing mask is taken from the item.
 
+A new record gets its pHash and dHash here (`daad.core.perceptual`, when scipy is
+installed), from the normalised image ingest holds anyway: no second decode, only the
+grey conversion, two thumbnails and a DCT, so publish and dedupe find every hash stored.
+They are the hashes of the stored PNG (same pixels), i.e. imagehash's. Measured on
+`daad collect dataset` (benchmarks/publish.py `collect`): MEASURE_COLLECT.
+
 A mask that marks no pixel makes its item bad: every collected mask is an anomaly mask,
 and an empty one is a wrong file (a normal image's mask, an export that lost its layer),
 which published as `annotated` or `ground_truth` would teach a model that the anomaly is
@@ -27,7 +33,7 @@ from typing import Any, Callable, Iterable, Union
 
 from tqdm import tqdm
 
-from daad.core import taxonomy
+from daad.core import perceptual, taxonomy
 from daad.core.catalog import Catalog
 from daad.core.errors import BadItemError
 from daad.core.text_table import format_table
@@ -127,8 +133,11 @@ class CollectReport:
         return "\n".join(lines)
 
 
-def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
-    """Store and catalog one item; raises BadItemError for an unusable image or mask."""
+def ingest_one(item: Item, catalog: Catalog, store: MediaStore, hashes: bool | None = None) -> Outcome:
+    """Store and catalog one item; raises BadItemError for an unusable image or mask.
+
+    `hashes`: compute a new record's pHash/dHash (default: when scipy is installed).
+    """
     # Check image and mask both before storing either: a bad mask must not leave an orphan image.
     im = load_image(item.image, item.name)
     mask = None
@@ -145,6 +154,7 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
     existing = catalog.get(sample_id) if sample_id in catalog else None
     if existing is not None:
         return _merge(existing, item, mask_sha, catalog)
+    ph, dh = perceptual.image_hashes(im) if (perceptual.available() if hashes is None else hashes) else (None, None)
     rec = Record(
         id=sample_id,
         width=im.width,
@@ -159,6 +169,8 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore) -> Outcome:
         license=item.license,
         attribution=as_text(item.attribution),
         meta=item.meta,
+        phash=ph,
+        dhash=dh,
     )
     status = "added" if catalog.add(rec) else "existing"  # another process may have won the race
     return Outcome(item.name, status, sample_id, anomaly_class=rec.anomaly_class)
@@ -200,8 +212,13 @@ def ingest(
     progress: bool = True,
     total: int | None = None,
     desc: str = "collect",
+    hashes: bool | None = None,
 ) -> CollectReport:
-    """Ingest every item, reporting and skipping bad ones; never stops the batch for one item."""
+    """Ingest every item, reporting and skipping bad ones; never stops the batch for one item.
+
+    `hashes=False` stores no hashes (what catalogs written before ingest hashed hold;
+    benchmarks/publish.py measures publish on such a catalog).
+    """
     report = CollectReport()
     bar: Iterable = tqdm(items, total=total, desc=desc, unit="img", disable=not progress)
     for item in bar:
@@ -209,7 +226,7 @@ def ingest(
             report.add(Outcome(item.name, "skipped", reason=item.reason, anomaly_class=item.label or "-"))
             continue
         try:
-            report.add(ingest_one(item, catalog, store))
+            report.add(ingest_one(item, catalog, store, hashes))
         except BadItemError as exc:
             report.add(Outcome(exc.item, "bad", reason=exc.reason, anomaly_class=item.anomaly_class))
     return report

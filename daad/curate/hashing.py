@@ -38,82 +38,30 @@ within a few bits of one of the original's variants. Variant 0 is the image itse
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 import numpy as np
-import scipy.fftpack
+import scipy.fftpack  # noqa: F401  (the dedupe extra: this module is what needs it, `perceptual` imports it lazily)
 from PIL import Image
 from tqdm import tqdm
 
 from daad.core.errors import BadItemError
 from daad.core.images import decode
+from daad.core.perceptual import DIHEDRAL, HASH_SIZE, PHASH_SIDE, dhash_bits, phash_bits, thumbnails, to_hex
 from daad.engine import Engine, LocalEngine
 
-HASH_SIZE = 8
-_PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
-FAST_SIDE = 4 * _PHASH_SIDE  # fast mode: libjpeg downscales to no less than this (4x the pHash thumbnail)
+__all__ = ["DIHEDRAL", "HASH_SIZE", "Hashes", "dhash", "dhash_bits", "hamming", "hash_files", "hash_images", "hex_array",
+           "phash", "phash_bits", "to_hex"]
+
+FAST_SIDE = 4 * PHASH_SIDE  # fast mode: libjpeg downscales to no less than this (4x the pHash thumbnail)
 # Below this many bytes of files, `hash_files` (no workers, no engine given) hashes in this
-# process: a spawned pool of 2 costs 1.3-1.5 CPU s and 5-6 s wall to start (2 tiny
+# process, in threads: a spawned pool of 2 costs 1.3-1.5 CPU s and 5-6 s wall to start (2 tiny
 # tasks, load 7 on 2 cores), about what hashing 30-60 MB of files costs in one process
 # (12 MB/s on the JPEG q95 benchmark set, 22-28 MB/s on PNGs).
 POOL_MIN_BYTES = 64 << 20
-# Image.transpose codes of the 8 symmetries of the square; index 0 is the identity.
-DIHEDRAL: tuple[Image.Transpose | None, ...] = (
-    None,
-    Image.Transpose.FLIP_LEFT_RIGHT,
-    Image.Transpose.FLIP_TOP_BOTTOM,
-    Image.Transpose.ROTATE_90,
-    Image.Transpose.ROTATE_180,
-    Image.Transpose.ROTATE_270,
-    Image.Transpose.TRANSPOSE,
-    Image.Transpose.TRANSVERSE,
-)
-_WEIGHTS = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
-
-
-def _thumbnails(im: Image.Image, variants: bool, fast: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 32, 32) and (n, 8, 9) uint8 grey thumbnails, n = 8 with variants else 1.
-
-    `fast`: Pillow first box-reduces by an integer factor (`reducing_gap=2`), then
-    resamples: 5x faster on a 1000x1000 image, but not imagehash's pixels.
-    """
-    gap = 2.0 if fast else None
-    grey = im if im.mode == "L" else im.convert("L")  # convert("L") of an L image is only a copy
-    ph, dh = [], []
-    for t in DIHEDRAL if variants else DIHEDRAL[:1]:
-        g = grey if t is None else grey.transpose(t)
-        ph.append(np.asarray(g.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS, reducing_gap=gap)))
-        dh.append(np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS, reducing_gap=gap)))
-    return np.stack(ph), np.stack(dh)
-
-
-def _pack(bits: np.ndarray) -> np.ndarray:
-    """(..., 64) booleans -> (...,) uint64, first bit most significant (imagehash's order)."""
-    return (bits.astype(np.uint64) * _WEIGHTS).sum(axis=-1, dtype=np.uint64)
-
-
-def phash_bits(thumbs: np.ndarray) -> np.ndarray:
-    """pHash of a batch of (n, 32, 32) grey thumbnails -> (n,) uint64.
-
-    The 8x8 lowest frequencies of the 2-D DCT-II, each bit set when above their median.
-    """
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbs, axis=1), axis=2)
-    low = dct[:, :HASH_SIZE, :HASH_SIZE].reshape(len(thumbs), -1)
-    med = np.median(low, axis=1, keepdims=True)
-    return _pack(low > med)
-
-
-def dhash_bits(thumbs: np.ndarray) -> np.ndarray:
-    """dHash of a batch of (n, 8, 9) grey thumbnails -> (n,) uint64: each pixel brighter than its left neighbour."""
-    diff = thumbs[:, :, 1:] > thumbs[:, :, :-1]
-    return _pack(diff.reshape(len(thumbs), -1))
-
-
-def to_hex(value: int | np.integer) -> str:
-    """A 64-bit hash as imagehash's 16-hex-digit string."""
-    return format(int(value), "016x")
 
 
 def hex_array(texts: Iterable[str]) -> np.ndarray:
@@ -123,12 +71,12 @@ def hex_array(texts: Iterable[str]) -> np.ndarray:
 
 def phash(im: Image.Image) -> str:
     """pHash of one image, as `str(imagehash.phash(im))`."""
-    return to_hex(phash_bits(_thumbnails(im, False)[0])[0])
+    return to_hex(phash_bits(thumbnails(im, False)[0])[0])
 
 
 def dhash(im: Image.Image) -> str:
     """dHash of one image, as `str(imagehash.dhash(im))`."""
-    return to_hex(dhash_bits(_thumbnails(im, False)[1])[0])
+    return to_hex(dhash_bits(thumbnails(im, False)[1])[0])
 
 
 @dataclass
@@ -151,16 +99,16 @@ class Hashes:
 def hash_images(images: Sequence[Image.Image], variants: bool = False) -> Hashes:
     """Hash already-decoded images (one batched DCT for all of them)."""
     n, v = len(images), 8 if variants else 1
-    ph = np.zeros((n, v, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
+    ph = np.zeros((n, v, PHASH_SIDE, PHASH_SIDE), np.uint8)
     dh = np.zeros((n, v, HASH_SIZE, HASH_SIZE + 1), np.uint8)
     for i, im in enumerate(images):
-        ph[i], dh[i] = _thumbnails(im, variants)
+        ph[i], dh[i] = thumbnails(im, variants)
     return _finish(ph, dh, np.ones(n, bool), variants, [])
 
 
 def _finish(ph: np.ndarray, dh: np.ndarray, ok: np.ndarray, variants: bool, errors: list[str]) -> Hashes:
     n, v = ph.shape[:2]
-    p = phash_bits(ph.reshape(n * v, _PHASH_SIDE, _PHASH_SIDE)).reshape(n, v) if n else np.zeros((0, v), np.uint64)
+    p = phash_bits(ph.reshape(n * v, PHASH_SIDE, PHASH_SIDE)).reshape(n, v) if n else np.zeros((0, v), np.uint64)
     d = dhash_bits(dh.reshape(n * v, HASH_SIZE, HASH_SIZE + 1)).reshape(n, v) if n else np.zeros((0, v), np.uint64)
     p[~ok] = 0
     d[~ok] = 0
@@ -183,7 +131,7 @@ def decode_grey(path: Union[str, Path], fast: bool = False) -> Image.Image:
     benchmarks/dedupe.py (`--format jpg`) got other bits than imagehash's (measured again
     on Dec 1: the same 275/275 and 6/420). It is part of `fast` (opt-in, `--fast`), which also lets libjpeg
     downscale in the DCT domain (1/2 to 1/8, to no less than FAST_SIDE pixels a side)
-    and box-reduces the thumbnails first (`_thumbnails`): hashes then differ from
+    and box-reduces the thumbnails first (`thumbnails`): hashes then differ from
     imagehash by a few bits; the planted-copy recall and the speed of both modes are in
     the README.
     """
@@ -199,13 +147,13 @@ def _hash_chunk(_state: None, args: tuple[list[str], bool, bool]) -> Hashes:
     """
     paths, variants, fast = args
     v = 8 if variants else 1
-    ph = np.zeros((len(paths), v, _PHASH_SIDE, _PHASH_SIDE), np.uint8)
+    ph = np.zeros((len(paths), v, PHASH_SIDE, PHASH_SIDE), np.uint8)
     dh = np.zeros((len(paths), v, HASH_SIZE, HASH_SIZE + 1), np.uint8)
     ok = np.zeros(len(paths), bool)
     errors = []
     for i, p in enumerate(paths):
         try:
-            ph[i], dh[i] = _thumbnails(decode_grey(p, fast), variants, fast)
+            ph[i], dh[i] = thumbnails(decode_grey(p, fast), variants, fast)
             ok[i] = True
         except BadItemError as exc:
             errors.append(str(exc))
@@ -217,14 +165,15 @@ def default_workers(paths: Sequence[Union[str, Path]], min_bytes: int = POOL_MIN
 
     Publishing 388 unhashed Magnetic Tile images (22.5 MB) took 1.0 CPU s / 1.4 s wall in
     this process and 3.0 CPU s / 3.8 s wall with a pool of 2 (benchmarks/publish.py's data):
-    below the threshold the pool's start-up is most of the work. Stops reading sizes
-    once the threshold is reached; an unreadable file counts 0 (hashing names it).
+    below the threshold the pool's start-up is most of the work (this process then hashes
+    in threads, `default_threads`). Stops reading sizes once the threshold is reached; an
+    unreadable file counts 0 (hashing names it).
     """
     cpus = os.cpu_count() or 1
+    if cpus == 1:
+        return 1
     total = 0
     for p in paths:
-        if cpus == 1:
-            break
         try:
             total += os.stat(p).st_size
         except OSError:
@@ -232,6 +181,34 @@ def default_workers(paths: Sequence[Union[str, Path]], min_bytes: int = POOL_MIN
         if total >= min_bytes:
             return cpus
     return 1
+
+
+def default_threads() -> int:
+    """Threads that hash in this process: one per CPU.
+
+    Threads and not only processes because Pillow releases the GIL while it decodes,
+    converts and resizes, which is ~85% of an image's hashing time (cProfile of 183 real
+    Magnetic Tile and MVTec AD files: decode 59%, resize 24%, convert 2%), and a thread
+    costs nothing to start, so even a small batch uses every core.
+    """
+    return os.cpu_count() or 1
+
+
+def _in_threads(chunks: list[tuple[list[str], bool, bool]], threads: int, bar: tqdm) -> list[Hashes | None]:
+    """`_hash_chunk` over chunks in `threads` threads of this process; results in chunk order."""
+    parts: list[Hashes | None] = [None] * len(chunks)
+    if threads <= 1 or len(chunks) <= 1:
+        for i, c in enumerate(chunks):
+            parts[i] = _hash_chunk(None, c)
+            bar.update(len(c[0]))
+        return parts
+    with ThreadPoolExecutor(threads, thread_name_prefix="hash") as pool:
+        futures = {pool.submit(_hash_chunk, None, c): i for i, c in enumerate(chunks)}
+        for f in as_completed(futures):
+            i = futures[f]
+            parts[i] = f.result()
+            bar.update(len(chunks[i][0]))
+    return parts
 
 
 def hash_files(
@@ -243,27 +220,38 @@ def hash_files(
     chunk: int = 64,
     fast: bool = False,
     engine: Engine | None = None,
+    threads: int | None = None,
 ) -> Hashes:
     """Hash image files in parallel (decoding dominates); bad files are reported, not fatal.
 
     `engine` decides where chunks of `chunk` files are hashed (a Ray cluster hashes
     them on its nodes; every node must see the paths); without one, `workers`
     processes here (default: `default_workers`, this process for a small batch, else the
-    CPU count; 1 runs in this process). `fast`: JPEGs are
-    downscaled while decoding (see `decode_grey`); the hashes are then not imagehash's.
+    CPU count; 1 runs in this process). In this process the chunks run in `threads`
+    threads (default `default_threads`; chunks cut smaller so every thread gets several).
+    The hashes are the same whichever runs them. `fast`: JPEGs are downscaled while
+    decoding (see `decode_grey`); the hashes are then not imagehash's.
     """
     paths = [str(p) for p in paths]
-    engine = engine or LocalEngine(workers or default_workers(paths))
+    if engine is None:
+        workers = workers or default_workers(paths)
+    local = engine is None and workers == 1
+    nthreads = max(1, threads or default_threads()) if local else 1
+    if nthreads > 1:
+        chunk = max(1, min(chunk, -(-len(paths) // (4 * nthreads))))
     chunks = [(paths[i : i + chunk], variants, fast) for i in range(0, len(paths), chunk)]
-    parts: list[Hashes | None] = [None] * len(chunks)
     with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
-        for i, h in engine.imap(_hash_chunk, chunks):
-            parts[i] = h
-            bar.update(len(chunks[i][0]))
+        if local:
+            parts = _in_threads(chunks, nthreads, bar)
+        else:
+            parts = [None] * len(chunks)
+            for i, h in (engine or LocalEngine(workers or 1)).imap(_hash_chunk, chunks):
+                parts[i] = h
+                bar.update(len(chunks[i][0]))
     done = [p for p in parts if p is not None]
     if not done:
         v = 8 if variants else 1
-        return _finish(np.zeros((0, v, _PHASH_SIDE, _PHASH_SIDE), np.uint8), np.zeros((0, v, HASH_SIZE, HASH_SIZE + 1), np.uint8), np.zeros(0, bool), variants, [])
+        return _finish(np.zeros((0, v, PHASH_SIDE, PHASH_SIDE), np.uint8), np.zeros((0, v, HASH_SIZE, HASH_SIZE + 1), np.uint8), np.zeros(0, bool), variants, [])
 
     def cat(name: str) -> np.ndarray | None:
         arrays = [getattr(p, name) for p in done]
