@@ -15,13 +15,19 @@ What it does, all in one run on this machine:
    Prints CPU seconds (this process and its workers), the ratio imagededup/daad, and the
    recall of planted pairs per plant; also daad `--fast` and imagehash itself.
    Then per core (`per_core`): both single-process in this process, interleaved rounds,
-   medians: daad exact and `--fast` (`hash_files(workers=1)`) against imagededup's
+   medians: daad exact and `--fast` (`hash_files(workers=1, threads=1)`) against imagededup's
    `encode_image` on each file (what each of its pool workers runs) and imagehash, and
    the stages of the exact path (decode, grey, the two LANCZOS thumbnails) that bound it.
    The pooled comparison above is not per core: daad's pool is spawned (each worker
    imports numpy, scipy and Pillow, ~1.3 CPU s for 2 workers on this machine) while
    imagededup's `multiprocessing.Pool` forks.
-3. Search alone: R random 128-bit codes with 1000 planted near pairs (<= k bits
+3. Threads (`threads`, or alone with `--threads`): `hash_files` in this process with 1
+   thread and with `hashing.default_threads()`, on the real images alone (the first 200
+   by default, `--images`), interleaved rounds: wall and CPU seconds, the speed-up, and
+   CPU / wall of the threaded run (above 1 only when Pillow released the GIL; it cannot
+   reach the thread count while neighbours hold the cores: the load average is printed).
+   Both must give the same hashes (checked).
+4. Search alone: R random 128-bit codes with 1000 planted near pairs (<= k bits
    apart); daad's multi-index hashing on all R, and on a subset of B codes both daad
    (MIH and brute force) and imagededup's search (on the 64-bit pHash half), whose cost
    is quadratic; the ratio is measured at B, imagededup at R is extrapolated (B/R)^2
@@ -206,8 +212,8 @@ def per_core(paths: list[Path], repeats: int) -> list[str]:
             times[name].append(d)
 
     runs = {
-        "daad exact (pHash + dHash)": lambda: hashing.hash_files(files, workers=1, progress=False),
-        "daad --fast (pHash + dHash)": lambda: hashing.hash_files(files, workers=1, progress=False, fast=True),
+        "daad exact (pHash + dHash)": lambda: hashing.hash_files(files, workers=1, threads=1, progress=False),
+        "daad --fast (pHash + dHash)": lambda: hashing.hash_files(files, workers=1, threads=1, progress=False, fast=True),
         "imagededup PHash encode_image": imagededup_phash,
         "imagehash phash + dhash": imagehash_both,
     }
@@ -227,6 +233,32 @@ def per_core(paths: list[Path], repeats: int) -> list[str]:
     out.append(f"the stages summed (imagehash's own calls, which exact hashing must make): {floor:.2f}s, imagededup / that {idd_s / floor:.2f}x; "
                f"daad exact adds only the batched DCT")
     return out
+
+
+def threads(paths: list[Path], repeats: int) -> list[str]:
+    """`hash_files` in this process, 1 thread against `default_threads()`: the lines to print."""
+    files = [str(p) for p in paths]
+    n = hashing.default_threads()
+    hashing.hash_files(files, threads=1, progress=False)  # page cache and imports, outside the timing
+    wall: dict[int, list[float]] = {1: [], n: []}
+    cpu_s: dict[int, list[float]] = {1: [], n: []}
+    same = True
+    for _ in range(repeats):
+        got = []
+        for t in (1, n):
+            w, c = time.perf_counter(), time.process_time()  # process_time: every thread of this process
+            got.append(hashing.hash_files(files, workers=1, threads=t, progress=False))
+            wall[t].append(time.perf_counter() - w)
+            cpu_s[t].append(time.process_time() - c)
+        same &= bool((got[0].phash == got[1].phash).all() and (got[0].dhash == got[1].dhash).all())
+    w1, wn = statistics.median(wall[1]), statistics.median(wall[n])
+    c1, cn = statistics.median(cpu_s[1]), statistics.median(cpu_s[n])
+    return [f"\nthreads: {len(files)} real files, hash_files in this process, medians of {repeats} interleaved rounds, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            f"{'threads':>8s} {'wall s':>7s} {'CPU s':>7s} {'CPU / wall':>11s}",
+            f"{1:8d} {w1:7.2f} {c1:7.2f} {c1 / w1:11.2f}",
+            f"{n:8d} {wn:7.2f} {cn:7.2f} {cn / wn:11.2f}",
+            f"speed-up {w1 / wn:.2f}x wall (best rounds: {min(wall[1]) / min(wall[n]):.2f}x); same hashes: {same}"]
 
 
 def bench_images(n: int, k: int, workers: int, fmt: str = "png", repeats: int = 3) -> None:
@@ -280,7 +312,7 @@ def bench_images(n: int, k: int, workers: int, fmt: str = "png", repeats: int = 
         dup8 = ph.find_duplicates(encoding_map=enc, max_distance_threshold=k, num_dist_workers=workers)
         t8 = cpu()
         theirs8 = {(min(index[a], index[b]), max(index[a], index[b])) for a, bs in dup8.items() for b in bs}
-        core = per_core(paths, repeats)
+        core = per_core(paths, repeats) + threads(real_images()[:200], repeats)
 
     rows = [
         ("daad pHash+dHash, k=8", t1 - t0, t2 - t1, ours),
@@ -384,10 +416,14 @@ def main() -> None:
     ap.add_argument("--measure-k", action="store_true", help="only print the measurement behind the default k")
     ap.add_argument("--format", choices=["png", "jpg"], default="png", help="how the planted image set is written (default png)")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the per-core hashing comparison (default 3)")
+    ap.add_argument("--threads", action="store_true", help="only the threads section, on the first --images real images (default 200)")
     ap.add_argument("--no-search", action="store_true", help="skip the random-code search step (benchmarks/search.py has it against faiss)")
     a = ap.parse_args()
     if a.measure_k:
         measure_k(a.k)
+        return
+    if a.threads:
+        print("\n".join(threads(real_images()[: a.images or 200], a.repeats)))
         return
     n = a.images or (10_000 if a.full else 1500)
     r = a.random or (1_000_000 if a.full else 300_000)

@@ -1,0 +1,119 @@
+"""Hashes at ingest, hashing in threads, and publish on a catalog that stored none (real Magnetic Tile images).
+
+Catalogs written before ingest hashed hold no hashes: publish must hash them, and its
+release must be the same bytes as one published from a catalog that hashed at ingest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import imagehash
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from daad.collectors.datasets import get_adapter
+from daad.collectors.datasets.collect import collect_dataset
+from daad.core.catalog import Catalog
+from daad.core.ingest import ingest
+from daad.core.media_store import MediaStore
+from daad.curate import hashing
+from daad.release.publish import publish
+
+PER_TYPE = 3  # images per defect type: 15 real defects with their masks
+
+
+def _tile_subset(shared_data: Path, dest: Path) -> Path:
+    """The first PER_TYPE images (and masks) of each Magnetic Tile defect type, in the dataset's own layout."""
+    for folder in sorted((shared_data / "magnetic_tile").glob("MT_*")):
+        if folder.name == "MT_Free":
+            continue
+        (dest / folder.name / "Imgs").mkdir(parents=True)
+        for jpg in sorted((folder / "Imgs").glob("*.jpg"))[:PER_TYPE]:
+            for f in (jpg, jpg.with_suffix(".png")):
+                shutil.copy(f, dest / folder.name / "Imgs" / f.name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def tiles(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tile_subset(shared_data, tmp_path_factory.mktemp("tiles") / "magnetic_tile")
+
+
+def test_ingest_stores_imagehash_of_the_stored_image(tiles: Path, tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "home")
+    store = MediaStore(catalog.home)
+    report = collect_dataset("magnetic_tile", tiles, catalog, store, progress=False)
+    assert report.count("added") == 5 * PER_TYPE, report.summary()
+    recs = catalog.find()
+    for rec in recs:
+        with Image.open(store.image_path(rec.id)) as im:  # the stored PNG, decoded as a user would
+            assert rec.phash == str(imagehash.phash(im)) and rec.dhash == str(imagehash.dhash(im)), rec.id
+    files = hashing.hash_files([store.image_path(r.id) for r in recs], progress=False)
+    assert [hashing.to_hex(p) for p in files.phash] == [r.phash for r in recs]
+    assert [hashing.to_hex(d) for d in files.dhash] == [r.dhash for r in recs]
+    catalog.close()
+
+
+def test_threads_give_imagehash_bits_in_input_order(shared_data: Path, tmp_path: Path) -> None:
+    """Several threads on real files of every dataset, a bad file among them: imagehash's bits, errors in order."""
+    paths: list[Path] = []
+    for ds in ("magnetic_tile", "mvtec_ad", "neu_det", "deeppcb", "glass_industrial", "crackforest"):
+        paths += sorted(p for p in (shared_data / ds).rglob("*") if p.suffix.lower() in (".jpg", ".png", ".bmp")
+                        and "ground_truth" not in p.parts and not p.stem.endswith("_mask"))[:6]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    paths.insert(7, bad)
+    one = hashing.hash_files(paths, workers=1, threads=1, progress=False)
+    many = hashing.hash_files(paths, workers=1, threads=3, chunk=2, progress=False)
+    assert (one.ok == many.ok).all() and not many.ok[7] and many.ok.sum() == len(paths) - 1
+    assert (one.phash == many.phash).all() and (one.dhash == many.dhash).all()
+    assert one.errors == many.errors and len(many.errors) == 1 and "broken.png" in many.errors[0]
+    for path, p, d, ok in zip(paths, many.phash, many.dhash, many.ok):
+        if ok:
+            with Image.open(path) as im:
+                assert (hashing.to_hex(p), hashing.to_hex(d)) == (str(imagehash.phash(im)), str(imagehash.dhash(im))), path
+
+
+def test_publish_without_stored_hashes_writes_the_same_release(tiles: Path, tmp_path: Path) -> None:
+    """An old catalog (no hashes) publishes the same shard bytes as one hashed at ingest, and stores the same hashes.
+
+    The old catalog is the new one's copy with its hash columns emptied in SQLite, as a
+    catalog written before ingest hashed holds them: same rows, same `added_at` (rows are
+    published in that order, to the second), so any byte of difference is the hashing's.
+    """
+    items = list(get_adapter("magnetic_tile").iter_items(tiles))
+    bare = Catalog(tmp_path / "bare")
+    ingest(items[:2], bare, MediaStore(bare.home), progress=False, hashes=False)
+    assert [(r.phash, r.dhash) for r in bare.find()] == [(None, None)] * 2  # what `hashes=False` (the benchmark's old catalog) stores
+    bare.close()
+
+    new = Catalog(tmp_path / "new")
+    ingest(items, new, MediaStore(new.home), progress=False)
+    assert all(r.phash and r.dhash for r in new.find())
+    path = new.path
+    new.close()
+    shutil.copytree(tmp_path / "new", tmp_path / "old")
+    with sqlite3.connect(tmp_path / "old" / path.relative_to(tmp_path / "new")) as db:
+        db.execute("UPDATE samples SET phash = NULL, dhash = NULL")
+    db.close()
+
+    releases, hashes = {}, {}
+    for name in ("old", "new"):
+        catalog = Catalog(tmp_path / name)
+        if name == "old":
+            assert not any(r.phash or r.dhash for r in catalog.find())
+        result = publish(catalog, "1.0.0", tmp_path / name / "hub", local=True, progress=False, gated="")
+        assert result.rows == 5 * PER_TYPE
+        assert all("would be empty" in w for w in result.warnings), result.warnings  # only exclude_magnetic_tile's; no image unreadable
+        releases[name] = {rel: (result.path / rel).read_bytes() for rel in result.shards}
+        hashes[name] = {r.id: (r.phash, r.dhash) for r in catalog.find()}
+        catalog.close()
+    assert releases["old"] == releases["new"]  # byte for byte
+    assert hashes["old"] == hashes["new"]  # the old catalog now holds what ingest would have stored
+    table = pq.read_table(tmp_path / "old" / "hub" / "v1.0.0" / next(iter(releases["old"])), columns=["id", "phash"])
+    ids, published = table.column("id").to_pylist(), table.column("phash").to_pylist()
+    assert published == [hashes["old"][i][0] for i in ids]
