@@ -17,7 +17,7 @@ def _require_dedupe_extra() -> None:
 
 
 def _hashing_engine(name: str, workers: int | None, address: str | None):
-    """None (hashing's own default, `hashing.default_workers`: this process for a small batch, else one per CPU), `workers` processes, or Ray."""
+    """None (hashing's own default, `hashing.default_workers`: this process, one thread per CPU, for a small batch, else one process per CPU), `workers` processes, or Ray."""
     if name == "local" and not address:
         if not workers:
             return None
@@ -41,7 +41,7 @@ _FAST_HELP = ("Faster hashing: JPEGs are downscaled while decoding (DCT domain).
 @click.option("--method", type=click.Choice(["mih", "brute"]), default="mih", show_default=True, help="Search: multi-index hashing, or all pairs.")
 @click.option("--plot", type=UserPath(dir_okay=False), help="Save a contact sheet PNG of the largest clusters.")
 @click.option("--limit", type=int, default=20, show_default=True, help="Clusters listed in the report.")
-@click.option("--workers", default=None, type=click.IntRange(min=1), help="Hashing processes (local, default: this process under 64 MB of images, else every CPU) or Ray workers (default: one per CPU of the cluster).")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Hashing processes (local, default: this process, one thread per CPU, under 64 MB of images, else one process per CPU) or Ray workers (default: one per CPU of the cluster).")
 @engine_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def dedupe(k: int, variants: bool, fast: bool, method: str, plot: str | None, limit: int, workers: int | None, engine_name: str,
@@ -87,7 +87,7 @@ def dedupe(k: int, variants: bool, fast: bool, method: str, plot: str | None, li
 @click.option("-k", "--threshold", "k", type=click.IntRange(0, 127), default=8, show_default=True, help=_K_HELP)
 @click.option("--variants", is_flag=True, help="Also match mirrored/rotated copies of the dataset's images.")
 @click.option("--fast", is_flag=True, help=_FAST_HELP)
-@click.option("--workers", default=None, type=click.IntRange(min=1), help="Hashing processes (local, default: this process under 64 MB of images, else every CPU) or Ray workers (default: one per CPU of the cluster).")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Hashing processes (local, default: this process, one thread per CPU, under 64 MB of images, else one process per CPU) or Ray workers (default: one per CPU of the cluster).")
 @engine_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def leakage(name: str, path: str, k: int, variants: bool, fast: bool, workers: int | None, engine_name: str, ray_address: str | None,

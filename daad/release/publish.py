@@ -299,18 +299,19 @@ def row_url(rec: Record, card: SourceCard | None) -> str:
 def _with_hashes(catalog: Catalog, store: MediaStore, records: list[Record], progress: bool) -> tuple[list[Record], list[str]]:
     """`records` with their pHash: stored hashes reused, the rest hashed in one parallel batch and stored.
 
-    Hashing row by row while writing was 73% of a publish when dedupe had not run (12-19x
-    the time pyarrow needs to write the same rows); one batch of `hash_files` batches the
-    DCTs (in this process for a batch under `hashing.POOL_MIN_BYTES`: a spawned pool's
-    start-up cost 2 CPU s against 1 s of hashing for 388 images), `Catalog.set_hashes`
-    stores them in batched statements (per-record `update` was 15% of a profiled
-    publish), and the next publish reuses them. Publish never decodes an image otherwise
-    (rows carry the stored bytes), so there is no second decode to share. Measured
-    (benchmarks/publish.py, 388 Magnetic Tile defects, load 7.8 on 2 cores): 9.4x
-    pyarrow's CPU time, of which hashing 7.2x; decoding alone is 3.3x, so a publish that
-    must hash cannot go below ~4.3x pyarrow. Without scipy (the `dedupe` extra) the
-    `phash` column is left empty rather than guessed; so is an unreadable image's (named
-    in the returned errors).
+    Collecting stores every new record's hashes (`daad.core.ingest`), so publish normally
+    finds them all and hashes nothing; this batch is for catalogs collected before
+    ingest hashed, or while scipy was not installed. Hashing row by row while
+    writing was 73% of such a publish (12-19x the time pyarrow needs to write the same
+    rows); one batch of `hash_files` batches the DCTs and runs in threads of this process
+    for a batch under `hashing.POOL_MIN_BYTES` (a spawned pool's start-up cost 2 CPU s
+    against 1 s of hashing for 388 images), `Catalog.set_hashes` stores them in batched
+    statements (per-record `update` was 15% of a profiled publish), and the next publish
+    reuses them. Publish never decodes an image otherwise (rows carry the stored bytes),
+    so there is no second decode to share. Measured (benchmarks/publish.py, 388 Magnetic
+    Tile defects): PUB_MEASURE. Without scipy (the `dedupe` extra) the `phash` column is
+    left empty rather than guessed; so is an unreadable image's (named in the returned
+    errors).
     """
     todo = [r for r in records if not (r.phash and r.dhash)]
     if not todo:
