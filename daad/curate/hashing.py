@@ -210,12 +210,15 @@ def _in_threads(chunks: list[tuple[list[str], bool, bool]], threads: int, bar: t
             parts[i] = _hash_chunk(None, c)
             bar.update(len(c[0]))
         return parts
-    with ThreadPoolExecutor(threads, thread_name_prefix="hash") as pool:
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
+    try:
         futures = {pool.submit(_hash_chunk, None, c): i for i, c in enumerate(chunks)}
         for f in as_completed(futures):
             i = futures[f]
             parts[i] = f.result()
             bar.update(len(chunks[i][0]))
+    finally:  # Ctrl-C or an error: drop the chunks not started, wait only for those running
+        pool.shutdown(wait=True, cancel_futures=True)
     return parts
 
 
@@ -248,11 +251,11 @@ def hash_files(
     if nthreads > 1:
         chunk = max(1, min(chunk, -(-len(paths) // (4 * nthreads))))
     chunks = [(paths[i : i + chunk], variants, fast) for i in range(0, len(paths), chunk)]
+    parts: list[Hashes | None] = [None] * len(chunks)
     with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
         if local:
             parts = _in_threads(chunks, nthreads, bar)
         else:
-            parts = [None] * len(chunks)
             for i, h in (engine or LocalEngine(workers or 1)).imap(_hash_chunk, chunks):
                 parts[i] = h
                 bar.update(len(chunks[i][0]))
