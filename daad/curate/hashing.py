@@ -14,9 +14,15 @@ hashes files in batches, in threads or processes, with variants or the fast mode
 
 Where it runs (`hash_files`): a batch under `POOL_MIN_BYTES` of files in this process,
 in `default_threads()` threads; a bigger one in a pool of processes (one per CPU), or on
-the engine given. Threads because Pillow releases the GIL in decode, convert and resize
-(~85% of the time), and they cost nothing to start, where a spawned pool costs ~1.5 CPU
-s; measured: THREADS_MEASURE.
+the engine given. Threads because Pillow releases the GIL around its decoders, convert
+and resample (`ImagingSectionEnter` in its C code), which are ~85% of the time (cProfile
+of 183 real Magnetic Tile and MVTec AD files: decode 59%, resize 24%, convert 2%), and a
+thread costs nothing to start where a spawned pool of 2 costs ~1.5 CPU s. Measured
+(benchmarks/dedupe.py `threads`, 200 real files, the same hashes): the same CPU time
+with 1 and 2 threads, and 0.9-1.23x wall in four runs, because this shared machine gives
+any one thread about half a core (a pure-Python loop ran at 0.5 CPU s per wall s, load
+5.5-8.7): a speed-up from the second core needs a machine with one free, which these
+runs never had.
 
 Decoding files (`hash_files`) keeps those bits and skips what they do not need: no
 image is copied to drop its metadata first (`daad.core.images.decode`, not
@@ -27,16 +33,16 @@ are box-reduced first (see `decode_grey`); its hashes are never stored, and its 
 copies of benchmarks/dedupe.py is printed beside its speed (README, "Near-duplicates").
 
 Where the time goes, per core (benchmarks/dedupe.py `per_core`, 420 planted-copy images,
-single process, load ~7-10 on 2 shared cores): JPEG q95 files 4.7 ms an image
-(imagededup's PHash 5.3 ms: 1.13x), of which decode 2.8, convert("L") 0.2 and the two
+single thread, load ~8 on 2 shared cores, Dec 2): JPEG q95 files 4.2 ms an image
+(imagededup's PHash 4.9 ms: 1.17x), of which decode 1.9, convert("L") 0.2 and the two
 LANCZOS thumbnails 1.2 + 1.0 (each resize filters every input pixel ~6 times, whatever
-the output size, so the 9x8 costs what the 32x32 does); PNG files 10.2 ms (imagededup
-10.2 ms), of which decode 7.3. Those are imagehash's own calls: while the bits stay
+the output size, so the 9x8 costs what the 32x32 does); PNG files 10.5 ms (imagededup
+10.9 ms: 1.04x), of which decode 7.7. Those are imagehash's own calls: while the bits stay
 imagehash's, daad cannot be much faster than imagededup (which decodes the same bytes and
 resizes once, in RGB). Rejected as not identical: one resize serving both hashes, grey
 decoding of RGB JPEGs (below), a DCT as a matrix product A @ X @ A.T (same bits on 200
 real thumbnails, other bits on 6 of 7 flat or gradient ones, whose coefficients are
-rounding noise that `scipy.fftpack.dct` rounds its own way; the DCT is <1% of the time). `fast=True` is 1.3 ms a JPEG (4.0x imagededup), 7.9 ms a PNG (1.3x).
+rounding noise that `scipy.fftpack.dct` rounds its own way; the DCT is <1% of the time). `fast=True` is 1.25 ms a JPEG (3.96x imagededup; 4.0-4.25x in earlier runs), 7.8 ms a PNG (1.4x).
 
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
