@@ -19,9 +19,9 @@ and resample (`ImagingSectionEnter` in its C code), which are ~85% of the time (
 of 183 real Magnetic Tile and MVTec AD files: decode 59%, resize 24%, convert 2%), and a
 thread costs nothing to start where a spawned pool of 2 costs ~1.5 CPU s. Measured
 (benchmarks/dedupe.py `threads`, 200 real files, the same hashes): the same CPU time
-with 1 and 2 threads, and 0.9-1.23x wall in four runs, because this shared machine gives
+with 1 and 2 threads, and 0.8-1.23x wall in six runs, because this shared machine gives
 any one thread about half a core (a pure-Python loop ran at 0.5 CPU s per wall s, load
-5.5-8.7): a speed-up from the second core needs a machine with one free, which these
+5.0-8.7): a speed-up from the second core needs a machine with one free, which these
 runs never had.
 
 Decoding files (`hash_files`) keeps those bits and skips what they do not need: no
@@ -42,7 +42,7 @@ imagehash's, daad cannot be much faster than imagededup (which decodes the same 
 resizes once, in RGB). Rejected as not identical: one resize serving both hashes, grey
 decoding of RGB JPEGs (below), a DCT as a matrix product A @ X @ A.T (same bits on 200
 real thumbnails, other bits on 6 of 7 flat or gradient ones, whose coefficients are
-rounding noise that `scipy.fftpack.dct` rounds its own way; the DCT is <1% of the time). `fast=True` is 1.25 ms a JPEG (3.96x imagededup; 4.0-4.25x in earlier runs), 7.8 ms a PNG (1.4x).
+rounding noise that `scipy.fftpack.dct` rounds its own way; the DCT is <1% of the time). `fast=True` is 0.95-1.25 ms a JPEG (3.96-4.38x imagededup in four runs), 7.8 ms a PNG (1.4x).
 
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
