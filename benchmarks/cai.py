@@ -221,7 +221,7 @@ def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) ->
     from daad.core.media_store import MediaStore
     from daad.release.publish import publish
     from daad.synthesis.cai.output import find_targets, run
-    from daad.synthesis.cai.patterns import PublishedPool, load_published
+    from daad.synthesis.cai.patterns import PublishedPool, open_published
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -235,7 +235,7 @@ def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) ->
         publish(catalog, "1.0.0", root / "release", store=store, progress=False)
         catalog.close()
         n = cli_targets(data, root / "targets", n_targets)
-        ds, _, _ = load_published(root / "release", "mvtec_ad")
+        ds, _, _ = open_published(root / "release", "mvtec_ad")
         pool = PublishedPool(ds)
         targets = find_targets(root / "targets")
         cai = CAI(pool, seed=0)
