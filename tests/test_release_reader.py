@@ -129,3 +129,22 @@ def test_a_broken_shard_is_named(release, tmp_path):
     shard.write_bytes(shard.read_bytes()[:100])
     with pytest.raises(DaadError, match=shard.name):
         read_config(broken, "full")
+
+
+def test_synthesize_from_a_local_release_imports_no_datasets_pandas_torch_or_fiftyone(release, shared_data, tmp_path):
+    """The start-up work: `datasets` alone was ~1 s of a fresh `daad synthesize` (benchmarks/cai.py --startup)."""
+    import subprocess
+    import sys
+
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    shutil.copy(shared_data / "mvtec_ad" / "bottle" / "test" / "good" / "001.png", targets / "001.png")
+    code = ("import sys\nfrom daad.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('datasets', 'pandas', 'torch', 'fiftyone', 'huggingface_hub') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code, "synthesize", "--dataset", str(release), "--exclude", "mvtec_ad",
+                          "--targets", str(targets), "--out", str(tmp_path / "out"), "--per-image", "2", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "2 pseudo anomalies" in res.stdout
+    assert res.stdout.strip().splitlines()[-1] == "[]"
