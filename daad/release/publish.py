@@ -269,7 +269,7 @@ def features():
     ~2.3 s start-up). Releases written before it have no such column; readers measure
     their masks on load.
     """
-    from datasets import ClassLabel, Features, Image, List, Value
+    from datasets import ClassLabel, Features, Image, Sequence, Value
 
     return Features(
         {
@@ -286,7 +286,7 @@ def features():
             "id": Value("string"),
             "width": Value("int32"),
             "height": Value("int32"),
-            "mask_box": List(Value("int32")),
+            "mask_box": Sequence(Value("int32")),  # `List` in datasets >= 4; Sequence is that there and exists at the 2.19 floor
         }
     )
 
