@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import io
 import os
 import shutil
 import statistics
@@ -57,6 +58,7 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
+from PIL import Image
 
 DATA = Path(os.environ.get("DAAD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MIRRORS = Path("/work/.mirror")
@@ -220,9 +222,9 @@ def export_inputs(pool: Any, targets: list[Path], root: Path) -> tuple[Path, Pat
     patterns = root / "patterns"
     patterns.mkdir()
     for i in range(len(pool)):
-        row = pool.dataset[i]
-        image = np.asarray(row["image"].convert("RGB"))
-        mask = (np.asarray(row["mask"].convert("L")) >= 128).astype(np.uint8) * 255
+        image_cell, mask_cell = pool.dataset.cells(i)
+        image = np.asarray(Image.open(io.BytesIO(image_cell["bytes"])).convert("RGB"))
+        mask = (np.asarray(Image.open(io.BytesIO(mask_cell["bytes"])).convert("L")) >= 128).astype(np.uint8) * 255
         cv2.imwrite(str(patterns / f"{i:05d}a.jpg"), image[..., ::-1])
         cv2.imwrite(str(patterns / f"{i:05d}a.png"), mask)
     foreground = root / "foreground"
@@ -278,10 +280,10 @@ def main() -> None:
         root = Path(tmp)
         if "jpg" in str(root):  # their mask path is the image path with every "jpg" replaced
             raise SystemExit(f"Error: {root}: a temporary path holding 'jpg' breaks their code; run again")
-        from daad.synthesis.cai.patterns import PublishedPool, load_published
+        from daad.synthesis.cai.patterns import PublishedPool, open_published
 
         release = build_release(root)
-        ds, _, _ = load_published(release, "mvtec_ad")
+        ds, _, _ = open_published(release, "mvtec_ad")
         pool = PublishedPool(ds)
         targets, target_root = lay_out_targets(root, args.copies)
         foreground, patterns = export_inputs(pool, targets, root)

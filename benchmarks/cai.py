@@ -3,6 +3,7 @@
     python benchmarks/cai.py                      # images/s at 256, 512, 1024, Normal and Mixed
     python benchmarks/cai.py --threshold-study    # IoU of bin(I_d, T) with the injected pattern, per T
     python benchmarks/cai.py --cli 113            # `daad synthesize` end to end against the library, 113 targets
+    python benchmarks/cai.py --startup            # a fresh process's start-up: datasets vs the pyarrow reader
 
 Real data from ../shared/data (or DAAD_SHARED_DATA): patterns are the MVTec AD
 bottle/capsule anomalies and Magnetic Tile defects (every 4th image of each type, for
@@ -203,6 +204,98 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def bench_release(data: Path, root: Path) -> Path:
+    """MVTec AD bottle/capsule and Magnetic Tile defects collected and published (v1.0.0) under root (DAAD_HOME root/home)."""
+    from daad.collectors.datasets import collect_dataset
+    from daad.core.catalog import Catalog
+    from daad.core.media_store import MediaStore
+    from daad.release.publish import publish
+
+    home = root / "home"
+    os.environ["DAAD_HOME"] = str(home)
+    catalog, store = Catalog(home), MediaStore(home)
+    collect_dataset("mvtec_ad", data / "mvtec_ad", catalog=catalog, store=store, progress=False)
+    collect_dataset("magnetic_tile", data / "magnetic_tile", catalog=catalog, store=store, progress=False)
+    for rec in catalog.find(origin="magnetic_tile"):  # stands in for permission obtained (nothing leaves tmp)
+        catalog.update(rec.id, who="benchmark", license="CC-BY-4.0", attribution="Huang et al. 2020")
+    publish(catalog, "1.0.0", root / "release", store=store, progress=False)
+    catalog.close()
+    return root / "release"
+
+
+STARTUP = """
+import json, sys, time
+t = [time.perf_counter()]
+def lap():
+    t.append(time.perf_counter()); return t[-1] - t[-2]
+out = {}
+import daad.cli, daad.synthesis.cai.output
+out["import daad.cli + CAI"] = lap()
+from daad.synthesis.cai.patterns import PublishedPool, load_published, open_published
+if sys.argv[1] == "datasets":
+    import datasets
+    out["import datasets"] = lap()
+    rows = load_published(sys.argv[2], "mvtec_ad", cache_dir=sys.argv[3])[0]
+else:
+    out["import datasets"] = 0.0
+    rows = open_published(sys.argv[2], "mvtec_ad")[0]
+out["open the release"] = lap()
+PublishedPool(rows)
+out["PublishedPool (mask sides)"] = lap()
+out["loaded: datasets, pandas, torch"] = float(sum(m in sys.modules for m in ("datasets", "pandas", "torch")))
+print(json.dumps(out))
+"""
+
+
+def startup(data: Path, repeat: int) -> None:
+    """The fixed start-up of a fresh `daad synthesize` process, phase by phase, three ways, interleaved:
+    `datasets.load_dataset` and every mask measured (what versions before the pyarrow reader did; its
+    Arrow cache already built, as on any run after the first), pyarrow on a release without the
+    `mask_box` column (older releases), and pyarrow with the stored boxes (releases published now).
+    The CAI work and the writer are not in it: they are the same in all three."""
+    import json
+    import shutil
+    import statistics
+    import subprocess
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        new = bench_release(data, root)
+        old = root / "release-before-mask_box"
+        shutil.copytree(new, old)
+        for f in old.rglob("*.parquet"):
+            pq.write_table(pq.read_table(f).drop_columns(["mask_box"]), f)
+        cache = root / "hf_cache"
+        ways = [("datasets.load_dataset, masks measured", "datasets", old), ("pyarrow, masks measured (older release)", "pyarrow", old),
+                ("pyarrow + stored mask_box", "pyarrow", new)]
+
+        def once(kind: str, release: Path) -> dict[str, float]:
+            wall = time.perf_counter()
+            res = subprocess.run([sys.executable, "-c", STARTUP, kind, str(release), str(cache)], check=True, capture_output=True, text=True)
+            got = json.loads(res.stdout)
+            got["whole process"] = time.perf_counter() - wall
+            return got
+
+        first = once("datasets", old)["open the release"]  # builds the Arrow cache ("Generating train split")
+        load_before = os.getloadavg()[0]
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in ways}
+        for _ in range(repeat):
+            for label, kind, release in ways:
+                runs[label].append(once(kind, release))
+        print(f"start-up of a fresh process: {repeat} interleaved runs, medians in wall seconds, load {load_before:.1f} -> "
+              f"{os.getloadavg()[0]:.1f}; the first load_dataset (building its cache) took {first:.2f} s")
+        phases = list(runs[ways[0][0]][0])
+        print(f"  {'':40}" + "".join(f" {p[:22]:>22}" for p in phases))
+        base = statistics.median(r["whole process"] for r in runs[ways[0][0]])
+        for label, _, _ in ways:
+            med = {p: statistics.median(r[p] for r in runs[label]) for p in phases}
+            cells = "".join(f" {med[p]:>22.0f}" if p.startswith("loaded") else f" {med[p]:>22.3f}" for p in phases)
+            print(f"  {label:40}{cells}   {base / med['whole process']:.2f}x")
+
+
 def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) -> None:
     """Seconds of `daad synthesize` (a fresh process: imports, release loading, pool, CAI, Folder writer)
     against the library's CAI calls on the same targets and pool (compute only), and against the
@@ -216,26 +309,14 @@ def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) ->
     import subprocess
     import tempfile
 
-    from daad.collectors.datasets import collect_dataset
-    from daad.core.catalog import Catalog
-    from daad.core.media_store import MediaStore
-    from daad.release.publish import publish
     from daad.synthesis.cai.output import find_targets, run
-    from daad.synthesis.cai.patterns import PublishedPool, load_published
+    from daad.synthesis.cai.patterns import PublishedPool, open_published
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        home = root / "home"
-        os.environ["DAAD_HOME"] = str(home)
-        catalog, store = Catalog(home), MediaStore(home)
-        collect_dataset("mvtec_ad", data / "mvtec_ad", catalog=catalog, store=store, progress=False)
-        collect_dataset("magnetic_tile", data / "magnetic_tile", catalog=catalog, store=store, progress=False)
-        for rec in catalog.find(origin="magnetic_tile"):  # stands in for permission obtained (nothing leaves tmp)
-            catalog.update(rec.id, who="benchmark", license="CC-BY-4.0", attribution="Huang et al. 2020")
-        publish(catalog, "1.0.0", root / "release", store=store, progress=False)
-        catalog.close()
+        bench_release(data, root)
         n = cli_targets(data, root / "targets", n_targets)
-        ds, _, _ = load_published(root / "release", "mvtec_ad")
+        ds, _, _ = open_published(root / "release", "mvtec_ad")
         pool = PublishedPool(ds)
         targets = find_targets(root / "targets")
         cai = CAI(pool, seed=0)
@@ -284,10 +365,14 @@ def main() -> None:
     ap.add_argument("--threshold-study", action="store_true", help="measure Eq. 4's T instead of speed")
     ap.add_argument("--cli", type=int, default=0, metavar="N", help="time `daad synthesize` on N targets against the library")
     ap.add_argument("--workers", type=int, default=1, help="with --cli: processes (default 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="with --cli: interleaved runs, medians printed (default 3)")
+    ap.add_argument("--repeat", type=int, default=3, help="with --cli/--startup: interleaved runs, medians printed (default 3)")
+    ap.add_argument("--startup", action="store_true", help="time a fresh process's start-up phases: datasets vs pyarrow reader")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real sample data not found at {DATA} (set DAAD_SHARED_DATA)")
+    if args.startup:
+        startup(DATA, args.repeat)
+        return
     if args.cli:
         cli_vs_library(DATA, args.cli, args.workers, args.repeat)
         return

@@ -110,7 +110,7 @@ def run_demo(out: Union[str, Path], per_image: int = 4, workers: int = 1, progre
     from daad.synthesis.cai.cai import CAI
     from daad.synthesis.cai.matching import split_quota
     from daad.synthesis.cai.output import find_targets, run
-    from daad.synthesis.cai.patterns import PublishedPool, load_published
+    from daad.synthesis.cai.patterns import PublishedPool, open_published
 
     out = Path(out).expanduser().resolve()
     home = out / "home"
@@ -139,7 +139,7 @@ def run_demo(out: Union[str, Path], per_image: int = 4, workers: int = 1, progre
     release = published_folder(releases, DEMO_VERSION)
 
     # Every demo anomaly comes from MVTec AD, so exclude_mvtec_ad would be empty: use full.
-    ds, config, _ = load_published(release, None, cache_dir=out / "cache" / "hf_datasets_cache")
+    ds, config, _ = open_published(release, None, progress=progress)  # pyarrow: no `datasets` cache written under out/
     targets = find_targets(DEMO_DATA / "targets")
     lines.append(f"4/4 synthesize: CAI-N, {len(ds)} anomalies [{config}] into {len(targets)} normal MVTec AD images, {per_image} each")
     # Why these targets: grey capsules and bottles on a plain background, where an injected

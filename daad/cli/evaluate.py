@@ -128,10 +128,6 @@ def compare_cmd(train_normal: tuple[str, ...], methods: str, out_dir: str, datas
                                seed=seed, per_image=per_image, foreground=foreground, workers=workers, cpus_per_run=cpus_per_run,
                                eval=_eval_settings(kw))
         config.test_sets()  # mismatched counts: one Error line before anything is loaded
-        if kw["quiet"]:
-            import datasets
-
-            datasets.disable_progress_bars()
         if engine_name != "local":
             click.echo(f"engine: {engine.describe()}, {cpus_per_run or 1:g} CPU and {gpus_per_run:g} GPU per run")
         results = compare(config, parsed, progress=not kw["quiet"], echo=click.echo, engine=engine,

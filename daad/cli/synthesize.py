@@ -71,19 +71,15 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     from daad.synthesis.cai.cai import CAI, DEFAULT_THRESHOLD
     from daad.synthesis.cai.matching import split_quota
     from daad.synthesis.cai.output import find_targets, run
-    from daad.synthesis.cai.patterns import PublishedPool, load_published
+    from daad.synthesis.cai.patterns import PublishedPool, open_published
 
     engine = make_engine(engine_name, workers, ray_address)
     quota = _parse_split(split) if split else split_quota(per_image)
     wanted = _parse_classes(classes)
-    if quiet:
-        import datasets
-
-        datasets.disable_progress_bars()
     if not exclude:
         click.echo("note: no --exclude: using config 'full' (pass --exclude <evaluation dataset> to keep it out)", err=True)
     try:
-        ds, config, path = load_published(dataset, exclude, wanted)
+        ds, config, path = open_published(dataset, exclude, wanted, progress=not quiet)
         target_list = find_targets(targets)
     except DaadError as exc:
         raise click.ClickException(str(exc)) from None

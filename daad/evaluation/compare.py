@@ -210,9 +210,9 @@ def compare(config: CompareConfig, methods: list[Method], progress: bool = True,
     if any(m.base in NEEDS_DAAD for m in methods):
         if not config.dataset:
             raise DaadError(f"methods {', '.join(m.spec for m in methods if m.base in NEEDS_DAAD)} need --dataset (a published DAAD)")
-        from daad.synthesis.cai.patterns import PublishedPool, load_published
+        from daad.synthesis.cai.patterns import PublishedPool, open_published
 
-        ds, cfg, path = load_published(config.dataset, config.exclude, None)
+        ds, cfg, path = open_published(config.dataset, config.exclude, None, progress=progress)
         pool = PublishedPool(ds, progress=progress)
         echo(f"DAAD {path} [{cfg}]: {len(ds)} anomalies")
     if config.textures is None and any(m.base == "draem" for m in methods):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daad.core.mask_box import bbox  # noqa: F401  (CAI's box; publish stores the same one)
+
 TRIVIAL_BELOW = 0.1
 
 
@@ -43,15 +45,6 @@ MEDIUM = Scale("medium", 0.3, 0.7)
 SMALL = Scale("small", 0.1, 0.3)
 SCALES: tuple[Scale, ...] = (LARGE, MEDIUM, SMALL)  # larger first: the order MAS fills them
 SCALE_BY_NAME = {s.name: s for s in SCALES}
-
-
-def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(top, left, height, width) of the smallest box holding the mask's non-zero pixels, or None if empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
 
 
 def source_scale(r: float) -> Scale | None:
