@@ -119,7 +119,9 @@ def _one_target(state: tuple[Any, FolderWriter], target: Target) -> tuple[list[d
         return [], f"{target.path}: {exc}"
     outputs = [Output(f"{k:02d}", inj.image, inj.mask, inj.provenance) for k, inj in enumerate(injections)]
     rows, bad = writer.write(target.key, target.path, image, outputs)
-    writer.wait()  # the files are on disk before the rows (and the journal) say so
+    if not writer.in_driver:
+        writer.wait()  # a worker's files are on disk before its rows go back (and the driver journals them)
+    # In the driver's own writer the files may still be encoding: `run` journals the target once `settled` names it.
     return rows, "; ".join(bad)
 
 
@@ -198,6 +200,7 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
         else:
             todo.append(i)
     journal.start({targets[i].key: r[0] for i, r in enumerate(results) if r is not None})
+    finished: dict[str, list[dict[str, Any]]] = {}  # computed, not yet journalled: the journal never claims a file still being written
     with tqdm(total=len(targets), initial=len(targets) - len(todo), desc=f"CAI-{cai.mode[0].upper()}", unit="target",
               disable=not progress) as bar:
         try:
@@ -207,9 +210,17 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
                 if error:
                     if progress:
                         tqdm.write(f"skipped: {error}")
-                else:
+                elif writer.writing(targets[todo[j]].key):  # written by this process: its files may still be encoding
+                    finished[targets[todo[j]].key] = rows
+                else:  # a worker's: on disk before its rows came back
                     journal.record(targets[todo[j]].key, rows)
+                for key in writer.settled():
+                    if key in finished:
+                        journal.record(key, finished.pop(key))
                 bar.update(1)
+            for key in writer.wait():
+                if key in finished:
+                    journal.record(key, finished.pop(key))
         finally:
             journal.close()
     remove_stale_temps([out / "normal", out / "abnormal", out / "mask"])  # left by a worker killed mid-write
