@@ -108,22 +108,27 @@ def stem_for(key: str) -> str:
     return f"{readable}___{hashlib.sha256(key.encode('utf-8')).hexdigest()[:12]}"
 
 
-def _png(a: np.ndarray, level: int = DEFAULT_PNG_LEVEL) -> bytes:
-    """Deterministic PNG bytes: cv2 at `level` with Z_RLE, or PIL at level 6 (the bytes of earlier versions)."""
+def _png(a: np.ndarray, level: int = DEFAULT_PNG_LEVEL, mask: bool = False) -> bytes:
+    """Deterministic PNG bytes: cv2 at `level` with Z_RLE and one fixed row filter, or PIL at level 6 (the bytes of earlier versions).
+
+    The filter is Up for images and None for masks (0/255), not libpng's adaptive
+    choice per row: see the module docstring for the measurement. The pixels never depend on it.
+    """
     if level == LEGACY_PNG_LEVEL:
         return encode_png(Image.fromarray(a))
     import cv2
 
     bgr = cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 and a.shape[2] == 3 else a
-    params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE if mask else cv2.IMWRITE_PNG_FILTER_UP]
     ok, buf = cv2.imencode(".png", bgr, params)
     if not ok:
         raise DaadError(f"cv2 could not encode a {a.shape} {a.dtype} image as PNG")
     return buf.tobytes()
 
 
-def _encode_and_write(path: Path, array: np.ndarray, level: int) -> None:
-    write_bytes_atomic(path, _png(array, level))
+def _encode_and_write(path: Path, array: np.ndarray, level: int, mask: bool) -> None:
+    write_bytes_atomic(path, _png(array, level, mask))
 
 
 def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
@@ -209,15 +214,15 @@ class FolderWriter:
                                    "choose another --out or pass --overwrite (it removes what this run does not write)")
 
     # -- writing --------------------------------------------------------------------------
-    def _put(self, rel: str, array: np.ndarray, jobs: list[Future]) -> None:
+    def _put(self, rel: str, array: np.ndarray, jobs: list[Future], mask: bool = False) -> None:
         self._written.add(rel)
         path = self.out / rel
         if self.threads <= 0:
-            write_bytes_atomic(path, _png(array, self.png_level))
+            _encode_and_write(path, array, self.png_level, mask)
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="folder-writer")
-        job = self._pool.submit(_encode_and_write, path, array, self.png_level)
+        job = self._pool.submit(_encode_and_write, path, array, self.png_level, mask)
         jobs.append(job)
         self._pending.append((job, array.nbytes))
         self._pending_bytes += array.nbytes
@@ -249,7 +254,7 @@ class FolderWriter:
                 continue
             mask = o.mask if o.mask.dtype == np.uint8 else (np.asarray(o.mask) > 0).astype(np.uint8) * 255
             self._put(f"abnormal/{name}", o.image, jobs)
-            self._put(f"mask/{name}", mask, jobs)
+            self._put(f"mask/{name}", mask, jobs, mask=True)
             rows.append({"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": normal_rel,
                          "target_path": resolved, "target": key, **o.provenance})
         if rows:
