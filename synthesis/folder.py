@@ -184,6 +184,8 @@ class FolderWriter:
             self._check_settings()
         for sub in SUBFOLDERS:
             (self.out / sub).mkdir(parents=True, exist_ok=True)
+        if settings is not None and not overwrite:
+            self._record_run()  # now, not only at `finish`: a run killed mid-way leaves a folder its re-run accepts
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -196,6 +198,11 @@ class FolderWriter:
     def _runs(self) -> dict[str, Any]:
         path = self.out / RUNS
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def _record_run(self) -> None:
+        runs = {} if self.overwrite else self._runs()
+        runs[self.run] = self.settings
+        _write_if_changed(self.out / RUNS, (json.dumps(runs, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
     def _check_settings(self) -> None:
         if self.overwrite or not self.out.is_dir():
@@ -336,9 +343,7 @@ class FolderWriter:
             self._remove_stale()
         _write_if_changed(self.out / MANIFEST, "".join(json.dumps(r, sort_keys=True) + "\n" for r in ordered).encode("utf-8"))
         if self.settings is not None:
-            runs = {} if self.overwrite else self._runs()
-            runs[self.run] = self.settings
-            _write_if_changed(self.out / RUNS, (json.dumps(runs, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+            self._record_run()
         if preview and ordered:
             _write_if_changed(self.out / PREVIEW, _png(preview_grid(self.out, ordered)))
         elif self.overwrite:

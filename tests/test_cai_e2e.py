@@ -244,3 +244,49 @@ def test_png_level_6_still_writes_the_bytes_of_earlier_versions(published, tmp_p
                                "--out", str(out), "--size", "256", "--seed", "3", "--png-level", "6")
     assert code == 0, output
     assert _digests(out) == json.loads(GOLDEN_LEVEL6.read_text())
+
+
+def test_a_killed_run_journals_only_whole_files_and_a_rerun_redoes_the_rest(published, tmp_path):
+    """The driver computes the next target while the last one's PNGs are encoded: SIGKILLed mid-run, every
+    target its journal names has all its files on disk, whole; a re-run keeps those and gives a fresh run's bytes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    targets = tmp_path / "targets"
+    for copy in range(12):  # 48 targets: long enough to be killed mid-run
+        for f in sorted(published["targets"].rglob("*.png")):
+            _copy(f, targets / f"c{copy:02d}" / f.parent.name / f.name)
+    args = ["--dataset", str(published["release"]), "--exclude", "mvtec_ad", "--targets", str(targets), "--size", "256", "--seed", "3"]
+    out = tmp_path / "killed"
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}
+    proc = subprocess.Popen([sys.executable, "-m", "daad", "synthesize", *args, "--out", str(out), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = out / ".daad-run.jsonl"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if journal.is_file() and journal.read_text().count("\n") >= 4:  # the fingerprint and three targets
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read().decode() if proc.stderr else ""
+    entries = []
+    for line in journal.read_text().splitlines()[1:]:
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # the line the kill cut short
+    assert 3 <= len(entries) < 48
+    for entry in entries:
+        for row in entry["result"]:
+            for kind in ("file", "mask", "normal"):
+                with Image.open(out / row[kind]) as im:
+                    im.load()  # whole: a truncated PNG raises here
+    code, output = _synthesize(*args, "--out", str(out))
+    assert code == 0, output
+    assert f"({len(entries)} already complete, kept)" in output
+    code, output = _synthesize(*args, "--out", str(tmp_path / "fresh"))
+    assert code == 0, output
+    assert _digests(out) == _digests(tmp_path / "fresh")
+    assert (out / "manifest.jsonl").read_bytes() == (tmp_path / "fresh" / "manifest.jsonl").read_bytes()
