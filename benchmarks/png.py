@@ -92,7 +92,7 @@ def main() -> None:
                 sizes[(kind, name)] = sum(map(len, blobs)) / len(arrays)
                 for a, b in zip(arrays[:3], blobs[:3]):
                     back = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED)
-                    assert np.array_equal(back, a), f"{name} changed the pixels of a {kind[:-1]}"
+                    assert back is not None and np.array_equal(back, a), f"{name} changed the pixels of a {kind[:-1]}"
     print(f"PNG encoding of real CAI-N outputs at 256 px: {args.targets} targets, "
           + ", ".join(f"{len(v)} {k}" for k, v in kinds.items()) + f"; CPU ms and KB per file, medians of {args.rounds} rounds")
     print(f"  {'encoder':20}" + "".join(f" | {k:>17}" for k in kinds))

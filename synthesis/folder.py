@@ -27,17 +27,34 @@ CDM `<class>_NNN`; a new synthesiser starts its tag with its own name (`cutpaste
 A file already recorded in the manifest for another target is refused (one `bad:`
 line), never overwritten, so even a badly chosen tag cannot lose a file.
 
-Bytes: PNGs are encoded by OpenCV at zlib level 1 with the run-length strategy (Z_RLE),
-no metadata, so the same pixels give the same bytes on every run. Encoding was ~80% of
-the writer's time at PIL's level 6 (the default before): measured on 170 real 256 px CAI
-images (a loaded 2-core machine, medians of 5 interleaved runs), PIL level 6 took 27.5 ms
-and 78.9 KB per image, cv2 level 1 4.8 ms and 88.5 KB, cv2 level 1 + Z_RLE 4.2 ms and
-77.0 KB (masks: 0.36 ms / 667 B against 0.42 ms / 594 B). So the default is 6.5x faster
-and its files are 2% smaller; `png_level=6` still writes PIL's level-6 bytes of every
-earlier version, any other level is cv2's with Z_RLE. The decoded pixels never depend on
-the level (tests/test_cai_e2e.py keeps digests of both). `threads` encode and write files
-in the background while the caller computes the next target (cv2 and zlib release the
-GIL).
+Bytes: PNGs are encoded by OpenCV at zlib level 1 with the run-length strategy (Z_RLE)
+and one fixed row filter, Up for images and None for masks, no metadata, so the same
+pixels give the same bytes on every run. Encoding was ~80% of the writer's time at PIL's
+level 6 (the default before level 1); at level 1 libpng's adaptive filter choice (it
+tries every filter on every row) was still half of it. `python benchmarks/png.py` on
+real 256 px CAI-N outputs (40 targets of the `--cli` benchmark's mix, 2-core machine at
+load ~6, CPU ms and KB per file, medians of 5 rounds):
+
+    encoder             RGB image       grey image      mask           normal (RGB+grey)
+    PIL level 6         27.5 ms 78.9 KB 11.0 ms 28.9 KB 0.84 ms 1.1 KB 15.1 ms 39.8 KB
+    cv2 1 adaptive       4.5    77.0     1.65   28.0    0.73    1.0     2.26   38.6
+    cv2 1 Up (images)    2.4    82.4     0.90   29.2    0.21    1.3     1.26   40.7
+    cv2 1 None (masks)   2.1   121.8     0.77   47.5    0.15    0.9     1.17   63.2
+
+Sub and Avg cost what Up costs (Sub's files are 3-20% larger than Up's, Avg's within
+4% either way); Paeth and "fast filters" are slower. So images take Up (1.8x faster than
+adaptive, files 4-7% larger) and masks None (4.9x faster and smaller: a 0/255 mask has
+long runs that Z_RLE takes whole). `png_level=6` still writes PIL's level-6 bytes of
+every earlier version; any other level is cv2's with Z_RLE and these filters. The
+decoded pixels never depend on the level or filter (tests/test_cai_e2e.py keeps
+digests of both).
+
+Writing overlaps computing: `threads` encode and write files in the background (cv2
+and zlib release the GIL) while the caller computes the next target; `wait` blocks
+until every file is on disk, and `settled` names, in write order, the targets whose
+files are all whole, which is when a driver may journal them (`daad.synthesis.cai.output`).
+Each file is written to a temporary name and renamed (`write_bytes_atomic`): a reader
+or a killed run never sees half a PNG.
 
 Re-runs. A row is keyed by its file: a re-run of the same file replaces its row, other
 rows stay (CDM writes one class after another into one folder; CAI and CDM may share

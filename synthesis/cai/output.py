@@ -21,6 +21,13 @@ decides where each one runs; its files are written there, its manifest rows come
 the driver, which alone writes manifest.jsonl, the preview and `out/.daad-run.jsonl`, the
 journal that lets a re-run skip targets whose files are complete. Any engine and worker
 count gives the same bytes.
+
+Where the targets run in this process (one worker), `_one_target` does not wait for its
+files: the writer's threads encode them while the next target is computed, and the driver
+journals a target only when `FolderWriter.settled` says all its files are whole, so a
+killed run re-does it. A worker process or Ray actor still waits before its rows go
+back. Measured with `benchmarks/cai.py --cli 100` (see the README): the wait per target
+was most of what the writer added to the library's CAI calls.
 """
 
 from __future__ import annotations
@@ -177,9 +184,11 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     `settings` (e.g. the dataset and config the patterns came from) are stored with CAI's
     own; raises FolderInUseError when `out_dir` holds a CAI run made with other
     settings, unless `overwrite` (then what this run does not write is removed).
-    `png_level` 1 (the default, cv2's encoder) is 6.5x faster than 6 (PIL's, the bytes of
-    versions before 1 became the default) with files 2% smaller (see `daad.synthesis.folder`);
-    the pixels never depend on it, so it is not one of the recorded settings.
+    `png_level` 1 (the default, cv2's encoder with fixed row filters) is about 11x faster
+    to encode than 6 (PIL's, the bytes of versions before 1 became the default) with files
+    about as large (see `daad.synthesis.folder`); the pixels never depend on it, so it is
+    not one of the recorded settings. In this process, the next target is computed while
+    the last one's files are encoded; a target is journalled once its files are whole.
     """
     out = Path(out_dir).expanduser()
     recorded = {**settings_of(cai), **(settings or {})}
