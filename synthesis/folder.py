@@ -41,7 +41,7 @@ load ~6, CPU ms and KB per file, medians of 5 rounds):
     cv2 1 Up (images)    2.4    82.4     0.90   29.2    0.21    1.3     1.26   40.7
     cv2 1 None (masks)   2.1   121.8     0.77   47.5    0.15    0.9     1.17   63.2
 
-Sub and Avg cost what Up costs (Sub's files are 3-20% larger than Up's, Avg's within
+A second run (load ~4) agreed within 10%. Sub and Avg cost what Up costs (Sub's files are 3-20% larger than Up's, Avg's within
 4% either way); Paeth and "fast filters" are slower. So images take Up (1.8x faster than
 adaptive, files 4-7% larger) and masks None (4.9x faster and smaller: a 0/255 mask has
 long runs that Z_RLE takes whole). `png_level=6` still writes PIL's level-6 bytes of
