@@ -27,17 +27,34 @@ CDM `<class>_NNN`; a new synthesiser starts its tag with its own name (`cutpaste
 A file already recorded in the manifest for another target is refused (one `bad:`
 line), never overwritten, so even a badly chosen tag cannot lose a file.
 
-Bytes: PNGs are encoded by OpenCV at zlib level 1 with the run-length strategy (Z_RLE),
-no metadata, so the same pixels give the same bytes on every run. Encoding was ~80% of
-the writer's time at PIL's level 6 (the default before): measured on 170 real 256 px CAI
-images (a loaded 2-core machine, medians of 5 interleaved runs), PIL level 6 took 27.5 ms
-and 78.9 KB per image, cv2 level 1 4.8 ms and 88.5 KB, cv2 level 1 + Z_RLE 4.2 ms and
-77.0 KB (masks: 0.36 ms / 667 B against 0.42 ms / 594 B). So the default is 6.5x faster
-and its files are 2% smaller; `png_level=6` still writes PIL's level-6 bytes of every
-earlier version, any other level is cv2's with Z_RLE. The decoded pixels never depend on
-the level (tests/test_cai_e2e.py keeps digests of both). `threads` encode and write files
-in the background while the caller computes the next target (cv2 and zlib release the
-GIL).
+Bytes: PNGs are encoded by OpenCV at zlib level 1 with the run-length strategy (Z_RLE)
+and one fixed row filter, Up for images and None for masks, no metadata, so the same
+pixels give the same bytes on every run. Encoding was ~80% of the writer's time at PIL's
+level 6 (the default before level 1); at level 1 libpng's adaptive filter choice (it
+tries every filter on every row) was still half of it. `python benchmarks/png.py` on
+real 256 px CAI-N outputs (40 targets of the `--cli` benchmark's mix, 2-core machine at
+load ~6, CPU ms and KB per file, medians of 5 rounds):
+
+    encoder             RGB image       grey image      mask           normal (RGB+grey)
+    PIL level 6         27.5 ms 78.9 KB 11.0 ms 28.9 KB 0.84 ms 1.1 KB 15.1 ms 39.8 KB
+    cv2 1 adaptive       4.5    77.0     1.65   28.0    0.73    1.0     2.26   38.6
+    cv2 1 Up (images)    2.4    82.4     0.90   29.2    0.21    1.3     1.26   40.7
+    cv2 1 None (masks)   2.1   121.8     0.77   47.5    0.15    0.9     1.17   63.2
+
+A second run (load ~4) agreed within 10%. Sub and Avg cost what Up costs (Sub's files are 3-20% larger than Up's, Avg's within
+4% either way); Paeth and "fast filters" are slower. So images take Up (1.8x faster than
+adaptive, files 4-7% larger) and masks None (4.9x faster and smaller: a 0/255 mask has
+long runs that Z_RLE takes whole). `png_level=6` still writes PIL's level-6 bytes of
+every earlier version; any other level is cv2's with Z_RLE and these filters. The
+decoded pixels never depend on the level or filter (tests/test_cai_e2e.py keeps
+digests of both).
+
+Writing overlaps computing: `threads` encode and write files in the background (cv2
+and zlib release the GIL) while the caller computes the next target; `wait` blocks
+until every file is on disk, and `settled` names, in write order, the targets whose
+files are all whole, which is when a driver may journal them (`daad.synthesis.cai.output`).
+Each file is written to a temporary name and renamed (`write_bytes_atomic`): a reader
+or a killed run never sees half a PNG.
 
 Re-runs. A row is keyed by its file: a re-run of the same file replaces its row, other
 rows stay (CDM writes one class after another into one folder; CAI and CDM may share
@@ -52,6 +69,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +89,7 @@ SUBFOLDERS = ("abnormal", "mask", "normal")
 MAX_STEM = 120  # bytes; + "_<tag>.png" stays far below the 255-byte name limit
 DEFAULT_PNG_LEVEL = 1  # cv2 + Z_RLE; see the module docstring for the measurement
 LEGACY_PNG_LEVEL = 6  # PIL's encoder at level 6: the bytes of every version before level 1 became the default
+MAX_PENDING_BYTES = 64 << 20  # arrays queued for encoding: 340 at 256 px RGB (34 CAI targets), 21 at 1024 px
 PREVIEW_TARGETS = 4
 PREVIEW_TILE = 128
 _PLAIN_PART = re.compile(r"^[A-Za-z0-9.-]+(?:_[A-Za-z0-9.-]+)*$")  # no leading, trailing or double "_"
@@ -106,18 +125,27 @@ def stem_for(key: str) -> str:
     return f"{readable}___{hashlib.sha256(key.encode('utf-8')).hexdigest()[:12]}"
 
 
-def _png(a: np.ndarray, level: int = DEFAULT_PNG_LEVEL) -> bytes:
-    """Deterministic PNG bytes: cv2 at `level` with Z_RLE, or PIL at level 6 (the bytes of earlier versions)."""
+def _png(a: np.ndarray, level: int = DEFAULT_PNG_LEVEL, mask: bool = False) -> bytes:
+    """Deterministic PNG bytes: cv2 at `level` with Z_RLE and one fixed row filter, or PIL at level 6 (the bytes of earlier versions).
+
+    The filter is Up for images and None for masks (0/255), not libpng's adaptive
+    choice per row: see the module docstring for the measurement. The pixels never depend on it.
+    """
     if level == LEGACY_PNG_LEVEL:
         return encode_png(Image.fromarray(a))
     import cv2
 
     bgr = cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 and a.shape[2] == 3 else a
-    params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE if mask else cv2.IMWRITE_PNG_FILTER_UP]
     ok, buf = cv2.imencode(".png", bgr, params)
     if not ok:
         raise DaadError(f"cv2 could not encode a {a.shape} {a.dtype} image as PNG")
     return buf.tobytes()
+
+
+def _encode_and_write(path: Path, array: np.ndarray, level: int, mask: bool) -> None:
+    write_bytes_atomic(path, _png(array, level, mask))
 
 
 def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
@@ -160,7 +188,11 @@ class FolderWriter:
         self.out = Path(out).expanduser()
         self.png_level = png_level
         self.run, self.settings, self.overwrite, self.threads = run, settings, overwrite, threads
-        self._pending: list[Future] = []
+        self.in_driver = True  # False in a worker's pickled copy; see `settled`
+        self._pending: deque[tuple[Future, int]] = deque()  # (file job, bytes of its array), oldest first
+        self._pending_bytes = 0
+        self._targets: deque[tuple[str, list[Future]]] = deque()  # each `write`'s key and file jobs, in write order
+        self._unsettled: set[str] = set()  # the keys in _targets
         self._pool: ThreadPoolExecutor | None = None
         self._rows: dict[str, dict[str, Any]] = {}
         self._written: set[str] = set()  # paths relative to out, this run
@@ -169,16 +201,25 @@ class FolderWriter:
             self._check_settings()
         for sub in SUBFOLDERS:
             (self.out / sub).mkdir(parents=True, exist_ok=True)
+        if settings is not None and not overwrite:
+            self._record_run()  # now, not only at `finish`: a run killed mid-way leaves a folder its re-run accepts
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_pool"], state["_pending"] = None, []
+        state["_pool"], state["_pending"], state["_pending_bytes"], state["_targets"] = None, deque(), 0, deque()
+        state["_unsettled"] = set()
+        state["in_driver"] = False
         return state
 
     # -- settings -------------------------------------------------------------------------
     def _runs(self) -> dict[str, Any]:
         path = self.out / RUNS
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def _record_run(self) -> None:
+        runs = {} if self.overwrite else self._runs()
+        runs[self.run] = self.settings
+        _write_if_changed(self.out / RUNS, (json.dumps(runs, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
     def _check_settings(self) -> None:
         if self.overwrite or not self.out.is_dir():
@@ -197,27 +238,35 @@ class FolderWriter:
                                    "choose another --out or pass --overwrite (it removes what this run does not write)")
 
     # -- writing --------------------------------------------------------------------------
-    def _put(self, rel: str, array: np.ndarray) -> None:
+    def _put(self, rel: str, array: np.ndarray, jobs: list[Future], mask: bool = False) -> None:
         self._written.add(rel)
-        job = (self.out / rel, array, self.png_level)
+        path = self.out / rel
         if self.threads <= 0:
-            write_bytes_atomic(job[0], _png(job[1], job[2]))
+            _encode_and_write(path, array, self.png_level, mask)
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="folder-writer")
-        self._pending.append(self._pool.submit(lambda p, a, level: write_bytes_atomic(p, _png(a, level)), *job))
-        if len(self._pending) > 8 * self.threads:  # bound the arrays held in memory
-            self._pending.pop(0).result()
+        job = self._pool.submit(_encode_and_write, path, array, self.png_level, mask)
+        jobs.append(job)
+        self._pending.append((job, array.nbytes))
+        self._pending_bytes += array.nbytes
+        while self._pending_bytes > MAX_PENDING_BYTES:  # bound the arrays held in memory
+            done, size = self._pending.popleft()
+            self._pending_bytes -= size
+            done.result()
 
     def write(self, key: str, target_path: str | Path, normal: np.ndarray, outputs: list[Output]) -> tuple[list[dict[str, Any]], list[str]]:
         """Write one target's normal image and pseudo anomalies; return (its manifest rows, `bad:` lines).
 
         The rows are also added to this writer's manifest; a process worker's writer
-        returns them for the parent's `add`.
+        returns them for the parent's `add`. With `threads`, the files are encoded and
+        written in the background: they are complete on disk once `wait` returns, or once
+        `settled` has named `key`.
         """
         stem = stem_for(key)
         normal_rel = self._normal_name(stem, normal)
-        rows, bad = [], []
+        resolved = str(Path(target_path).resolve())  # once per target: 0.39 s of 1000 `resolve` calls per 100 targets was per row
+        rows, bad, jobs = [], [], []
         for o in outputs:
             if o.image.shape[:2] != normal.shape[:2] or o.mask.shape[:2] != normal.shape[:2]:
                 bad.append(f"bad: {target_path}: output {o.tag} is {o.image.shape[:2]} (mask {o.mask.shape[:2]}), the normal image {normal.shape[:2]}")
@@ -228,12 +277,14 @@ class FolderWriter:
                 bad.append(f"bad: {target_path}: abnormal/{name} already holds a pseudo anomaly of target {other.get('target')!r}; not overwritten")
                 continue
             mask = o.mask if o.mask.dtype == np.uint8 else (np.asarray(o.mask) > 0).astype(np.uint8) * 255
-            self._put(f"abnormal/{name}", o.image)
-            self._put(f"mask/{name}", mask)
+            self._put(f"abnormal/{name}", o.image, jobs)
+            self._put(f"mask/{name}", mask, jobs, mask=True)
             rows.append({"file": f"abnormal/{name}", "mask": f"mask/{name}", "normal": normal_rel,
-                         "target_path": str(Path(target_path).resolve()), "target": key, **o.provenance})
+                         "target_path": resolved, "target": key, **o.provenance})
         if rows:
-            self._put(normal_rel, normal)
+            self._put(normal_rel, normal, jobs)
+        self._targets.append((key, jobs))
+        self._unsettled.add(key)
         self.add(rows)
         return rows, bad
 
@@ -261,11 +312,40 @@ class FolderWriter:
             if written:
                 self._written.update((r["file"], r["mask"], r["normal"]))
 
-    def wait(self) -> None:
-        """Block until every file handed to `write` is on disk (raises the first write error)."""
-        pending, self._pending = self._pending, []
-        for f in pending:
-            f.result()
+    def writing(self, key: str) -> bool:
+        """Whether this writer's `write` of `key` may still have files being encoded (`settled` has not named it)."""
+        return key in self._unsettled
+
+    def settled(self) -> list[str]:
+        """The keys of the `write` calls whose files are all complete on disk since the last call, in write order.
+
+        Stops at the first target still being written, so a key is never named before
+        the ones written earlier; raises the first write error. This is what lets the
+        driver compute the next target while the last one's PNGs are encoded (cv2 and
+        zlib release the GIL) and still journal a target only once its files are whole.
+        """
+        keys = []
+        while self._targets and all(job.done() for job in self._targets[0][1]):
+            key, jobs = self._targets.popleft()
+            self._unsettled.discard(key)
+            for job in jobs:
+                job.result()
+            keys.append(key)
+        return keys
+
+    def wait(self) -> list[str]:
+        """Block until every file handed to `write` is on disk (raises the first write error); the keys `settled` had not named."""
+        for job, _ in self._pending:
+            job.result()
+        self._pending.clear()
+        self._pending_bytes = 0
+        keys = [key for key, _ in self._targets]
+        for _, jobs in self._targets:
+            for job in jobs:
+                job.result()
+        self._targets.clear()
+        self._unsettled.clear()
+        return keys
 
     def finish(self, preview: bool = True) -> list[dict[str, Any]]:
         """Wait for the files, write manifest.jsonl (and preview.png, the run record); return this run's rows sorted by file."""
@@ -280,9 +360,7 @@ class FolderWriter:
             self._remove_stale()
         _write_if_changed(self.out / MANIFEST, "".join(json.dumps(r, sort_keys=True) + "\n" for r in ordered).encode("utf-8"))
         if self.settings is not None:
-            runs = {} if self.overwrite else self._runs()
-            runs[self.run] = self.settings
-            _write_if_changed(self.out / RUNS, (json.dumps(runs, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+            self._record_run()
         if preview and ordered:
             _write_if_changed(self.out / PREVIEW, _png(preview_grid(self.out, ordered)))
         elif self.overwrite:

@@ -227,8 +227,9 @@ def test_cli_bytes_unchanged_against_files_written_before_the_speed_work(run_nor
     First written by the code before the Folder writer's faster PNG encoding (commit a878975),
     which that work kept byte-identical; rewritten (DAAD_WRITE_GOLDEN=1) when the Poisson
     solver began solving on a region grown to a fast transform size, which changes pixels on
-    purpose (see synthesis/cai/poisson.py), and when the default PNG level became 1 (cv2,
-    Z_RLE), which changes bytes but not pixels (the test above). Any other change of bytes fails here."""
+    purpose (see synthesis/cai/poisson.py), when the default PNG level became 1 (cv2,
+    Z_RLE), and when the row filter became a fixed one (Up for images, None for masks, see
+    synthesis/folder.py); those two change bytes but not pixels (the test above). Any other change of bytes fails here."""
     got = _digests(run_normal)
     if os.environ.get("DAAD_WRITE_GOLDEN"):
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
@@ -243,3 +244,49 @@ def test_png_level_6_still_writes_the_bytes_of_earlier_versions(published, tmp_p
                                "--out", str(out), "--size", "256", "--seed", "3", "--png-level", "6")
     assert code == 0, output
     assert _digests(out) == json.loads(GOLDEN_LEVEL6.read_text())
+
+
+def test_a_killed_run_journals_only_whole_files_and_a_rerun_redoes_the_rest(published, tmp_path):
+    """The driver computes the next target while the last one's PNGs are encoded: SIGKILLed mid-run, every
+    target its journal names has all its files on disk, whole; a re-run keeps those and gives a fresh run's bytes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    targets = tmp_path / "targets"
+    for copy in range(6):  # 24 targets: long enough to be killed mid-run
+        for f in sorted(published["targets"].rglob("*.png")):
+            _copy(f, targets / f"c{copy:02d}" / f.parent.name / f.name)
+    args = ["--dataset", str(published["release"]), "--exclude", "mvtec_ad", "--targets", str(targets), "--size", "256", "--seed", "3"]
+    out = tmp_path / "killed"
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}
+    proc = subprocess.Popen([sys.executable, "-m", "daad", "synthesize", *args, "--out", str(out), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = out / ".daad-run.jsonl"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if journal.is_file() and journal.read_text().count("\n") >= 4:  # the fingerprint and three targets
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read().decode() if proc.stderr else ""
+    entries = []
+    for line in journal.read_text().splitlines()[1:]:
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # the line the kill cut short
+    assert 3 <= len(entries) < 24
+    for entry in entries:
+        for row in entry["result"]:
+            for kind in ("file", "mask", "normal"):
+                with Image.open(out / row[kind]) as im:
+                    im.load()  # whole: a truncated PNG raises here
+    code, output = _synthesize(*args, "--out", str(out))
+    assert code == 0, output
+    assert f"({len(entries)} already complete, kept)" in output
+    code, output = _synthesize(*args, "--out", str(tmp_path / "fresh"))
+    assert code == 0, output
+    assert _digests(out) == _digests(tmp_path / "fresh")
+    assert (out / "manifest.jsonl").read_bytes() == (tmp_path / "fresh" / "manifest.jsonl").read_bytes()

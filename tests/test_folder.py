@@ -109,3 +109,42 @@ def test_the_png_level_changes_bytes_never_pixels_and_a_folder_of_another_level_
     runs["cai"]["png_level"] = 6  # an older version's record
     record.write_text(json.dumps(runs))
     run(cai, targets, tmp_path / "six", progress=False)  # accepted: same settings but the level
+
+
+def test_settled_names_a_target_only_once_its_files_are_whole_and_in_write_order(cai, tmp_path):
+    """The driver journals a target when `settled` names it, while the next one computes: every file of a named
+    target must already decode to the pixels handed to `write`; a pickled (worker's) copy is not the driver's."""
+    import pickle
+
+    from daad.synthesis.cai.cai import resize_target
+    from daad.synthesis.folder import FolderWriter, Output
+
+    board = resize_target(np.asarray(load_image(BOARD).convert("RGB")), cai.size)
+    writer = FolderWriter(tmp_path / "out", run="cai", threads=2)
+    assert not pickle.loads(pickle.dumps(writer)).in_driver and writer.in_driver
+    keys = [f"t{i:02d}.png" for i in range(12)]
+    written: dict[str, tuple[np.ndarray, list]] = {}
+    named: list[str] = []
+
+    def check(key: str) -> None:
+        normal, outputs = written[key]
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "normal" / f"{key[:-4]}.png")), normal)
+        for o in outputs:
+            assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "abnormal" / f"{key[:-4]}_{o.tag}.png")), o.image)
+            assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "mask" / f"{key[:-4]}_{o.tag}.png")), o.mask)
+
+    for key in keys:
+        normal = np.ascontiguousarray(np.roll(board, len(written), axis=1))  # other pixels per target
+        outputs = [Output(f"{k:02d}", inj.image, inj.mask, inj.provenance) for k, inj in enumerate(cai(normal, key=key))]
+        written[key] = (normal, outputs)
+        rows, bad = writer.write(key, tmp_path / key, normal, outputs)
+        assert rows and not bad and writer.writing(key)
+        for done in writer.settled():
+            check(done)
+            assert not writer.writing(done)
+            named.append(done)
+    rest = writer.wait()
+    for done in rest:
+        check(done)
+    assert named + rest == keys
+    assert writer.settled() == [] and writer.wait() == []
