@@ -252,13 +252,16 @@ class CAI:
         rejected = {"vanished": 0, "off_interval": 0, "no_location": 0, "invisible": 0}
         budget = ATTEMPTS_PER_OUTPUT * self.per_image
         attempts = 0
+        pools: dict[float, np.ndarray] = {}  # the patterns eligible for each lowest needed scale bound
         while any(counts[s] < quota[s] for s in quota):
             attempts += 1
             if attempts > budget:
                 raise BadItemError(name, f"gave up after {budget} draws with {len(out)} of {self.per_image} pseudo anomalies "
                                          f"(rejected: {', '.join(f'{k} {v}' for k, v in rejected.items())})")
             needed_low = min(s.low for s in SCALES if counts[s.name] < quota[s.name]) if self.stm else 0.0
-            eligible = np.flatnonzero(ratios >= needed_low) if self.stm else np.flatnonzero(ratios > 0)
+            eligible = pools.get(needed_low)
+            if eligible is None:  # one per scale bound, not one per draw
+                eligible = pools[needed_low] = np.flatnonzero(ratios >= needed_low) if self.stm else np.flatnonzero(ratios > 0)
             i = int(eligible[rng.integers(eligible.size)])
             r = float(ratios[i])
             scale = choose_scale(r, counts, quota) if self.stm else next(s for s in SCALES if counts[s.name] < quota[s.name])
