@@ -259,33 +259,36 @@ def _rhs(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode, m
         rhs -= gy[:-1]
         return rhs
     # Mixed: the interior's divergence reads gradients only at pixels (0 .. h-2, 0 .. w-2), where
-    # both forward differences exist, so they are taken there once, unpadded (squares up to
-    # 2 * 255^2 are exact in float32: the comparisons are those of the padded fields).
-    # Squares and products in place, and the choice applied by multiplying with it (np.where
-    # was a third of this path): 2.8 against 6.6 ms (the padded fields) on a 241 x 253 x 3 region, the same rhs.
+    # both forward differences exist, so they are taken there once, unpadded, for target and
+    # source stacked in one array (one operation per step for both). uint8 inputs (CAI's)
+    # take them in int16 (|g| <= 255, |gx - gy| <= 510: exact, half the bytes of float32);
+    # squares go to float32 (up to 2 * 255^2: exact), so every comparison is that of the
+    # padded fields. Measured against the float32 unstacked version (the same rhs): OpenCV's
+    # rule 0.63 against 0.94 ms on a 243 x 251 x 3 region, 19 against 22 us on 19 x 19;
+    # Pérez's about the same. The choice is applied by multiplying with it (np.where was a
+    # third of this path).
     _check(mode, mixed_rule)
-    t = target.astype(np.float32)
-    s = source.astype(np.float32)
-    tx, ty = t[:-1, 1:] - t[:-1, :-1], t[1:, :-1] - t[:-1, :-1]
-    sx, sy = s[:-1, 1:] - s[:-1, :-1], s[1:, :-1] - s[:-1, :-1]
+    ts = np.empty((2,) + target.shape, np.int16 if target.dtype == source.dtype == np.uint8 else np.float32)
+    ts[0] = target
+    ts[1] = source
+    gx = ts[:, :-1, 1:] - ts[:, :-1, :-1]  # [0]: target, [1]: source
+    gy = ts[:, 1:, :-1] - ts[:, :-1, :-1]
     if mixed_rule == "perez":  # |∇s|^2 > |∇t|^2
-        strong, weak, tmp = sx * sx, tx * tx, sy * sy
-        strong += tmp
-        np.multiply(ty, ty, out=tmp)
-        weak += tmp
+        strength = np.multiply(gx, gx, dtype=np.float32)
+        strength += np.multiply(gy, gy, dtype=np.float32)
     else:  # OpenCV's |sx - sy| > |tx - ty|
-        strong, weak = np.abs(sx - sy), np.abs(tx - ty)
-    use = np.greater(strong, weak, out=strong)  # 1.0 where the source guides, in the same float32 buffer
-    use *= mask[:-1, :-1, None]
-    sx -= tx
-    sx *= use
-    sy -= ty
-    sy *= use
-    dx, dy = sx, sy
+        strength = np.subtract(gx, gy)
+        np.abs(strength, out=strength)
+    use = np.greater(strength[1], strength[0])  # where the source guides
+    use &= mask[:-1, :-1, None]
+    dx = gx[1] - gx[0]
+    dx *= use
+    dy = gy[1] - gy[0]
+    dy *= use
     rhs = dx[1:, 1:] - dx[1:, :-1]
     rhs += dy[1:, 1:]
     rhs -= dy[:-1, 1:]
-    return rhs
+    return rhs.astype(np.float32, copy=False)
 
 
 def _check_region(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> None:
@@ -334,7 +337,9 @@ def blend(
     rhs = _rhs(t3, _as_3d(source), mask, mode, mixed_rule)
     if rhs.any():
         # The ring is the target itself: only the interior is solved and rounded (what `solution` + rint gives).
-        inner = t3[1:-1, 1:-1].astype(np.float32)
-        inner += _correction(rhs)
+        # The target is added to the correction's own buffer (float32 + uint8: the same sum as
+        # float32(target) + correction, one array fewer).
+        inner = _correction(rhs)
+        inner += t3[1:-1, 1:-1]
         out[1:-1, 1:-1] = np.clip(np.rint(inner, out=inner), 0, 255, out=inner)
     return out.reshape(target.shape)
