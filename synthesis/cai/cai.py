@@ -95,8 +95,8 @@ def _match_channels(image: np.ndarray, like: np.ndarray) -> np.ndarray:
     """`image` with the channel layout of `like` (grey targets get grey patterns and vice versa)."""
     if like.ndim == 2:
         return image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
-    if image.ndim == 2:
-        return np.repeat(image[..., None], like.shape[2], axis=2)
+    if image.ndim == 2:  # cv2's GRAY2RGB is the same three copies as np.repeat, 11 against 59 us at 100 x 100
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if like.shape[2] == 3 else np.repeat(image[..., None], like.shape[2], axis=2)
     return image[..., : like.shape[2]]
 
 
@@ -320,7 +320,8 @@ class CAI:
         # The injection is kept on the foreground only; cv2.copyTo makes the same selection as
         # np.where(fg, blended, tgt) in 12 instead of 274 us on a 130 x 130 x 3 region.
         kept = tgt.copy()  # never a view: `image` is the next draw's target
-        cv2.copyTo(np.ascontiguousarray(blended, dtype=np.uint8), fg_region.view(np.uint8), kept)
+        # (A contiguous mask: cv2 copies a strided one itself, 15 against 23 us.)
+        cv2.copyTo(np.ascontiguousarray(blended, dtype=np.uint8), np.ascontiguousarray(fg_region).view(np.uint8), kept)
         diff = cv2.absdiff(kept, tgt)  # uint8 |I_sa - I_n|, without int16 copies
         if diff.ndim == 3 and diff.shape[2] == 3:
             top_diff = np.maximum(diff[..., 0], diff[..., 1])
@@ -334,7 +335,7 @@ class CAI:
             rejected["invisible"] += 1
             return None
         mask = np.zeros(image.shape[:2], dtype=np.uint8)
-        mask[region] = mask_region.view(np.uint8) * np.uint8(255)
+        np.multiply(mask_region.view(np.uint8), 255, out=mask[region], dtype=np.uint8, casting="unsafe")  # 0/255, no temporary
         if self.median:
             mask = cv2.medianBlur(mask, self.median)
             if not mask.any():
