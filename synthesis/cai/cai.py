@@ -131,7 +131,7 @@ def resize_pattern(pattern: Pattern, side: int, ring: int = 1) -> tuple[np.ndarr
         msk = cv2.copyMakeBorder(msk, *pads, cv2.BORDER_CONSTANT, value=0)
     out_w, out_h = max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))
     interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
-    img_r = cv2.resize(np.ascontiguousarray(img), (out_w, out_h), interpolation=interp)
+    img_r = cv2.resize(img, (out_w, out_h), interpolation=interp)  # a crop view: cv2 reads its row stride, no copy
     msk_r = cv2.resize(msk.astype(np.float32), (out_w, out_h), interpolation=interp) >= 0.5
     rbox = bbox(msk_r)
     if rbox is None:
