@@ -339,11 +339,14 @@ def blend(
     t3 = _as_3d(target)
     out = t3.copy()
     rhs = _rhs(t3, _as_3d(source), mask, mode, mixed_rule)
-    if rhs.any():
+    if np.count_nonzero(rhs):  # (half the cost of rhs.any() on a small region)
         # The ring is the target itself: only the interior is solved and rounded (what `solution` + rint gives).
         # The target is added to the correction's own buffer (float32 + uint8: the same sum as
-        # float32(target) + correction, one array fewer).
+        # float32(target) + correction, one array fewer); clipping by the two ufuncs np.clip
+        # calls, without its Python wrapper (the same values; per-call costs are most of a
+        # 19 x 19 region's 50 us).
         inner = _correction(rhs)
         inner += t3[1:-1, 1:-1]
-        out[1:-1, 1:-1] = np.clip(np.rint(inner, out=inner), 0, 255, out=inner)
+        np.rint(inner, out=inner)
+        out[1:-1, 1:-1] = np.minimum(np.maximum(inner, 0, out=inner), 255, out=inner)
     return out.reshape(target.shape)
