@@ -7,10 +7,11 @@
 Real data from ../shared/data (or DAAD_SHARED_DATA): patterns are the MVTec AD
 bottle/capsule anomalies and Magnetic Tile defects (every 4th image of each type, for
 a quick load), targets the MVTec AD bottle/capsule test/good images. Each row runs the
-whole of CAI (foreground, STM, MAS, resize, ILS, injection, Eq. 4) twice in one
-process: once with our DST Poisson solver and once with the injection step done by
-`cv2.seamlessClone` on the very same region (its own boundary handling; see
-`daad.synthesis.cai.poisson`). The ratio is ours / cv2 in images per second. Times are
+whole of CAI (foreground, STM, MAS, resize, ILS, injection, Eq. 4) in one process, in
+`--repeat` interleaved rounds: the run with our DST Poisson solver, then its injections
+redone by ours and by `cv2.seamlessClone` on the very same regions (its own boundary
+handling; see `daad.synthesis.cai.poisson`); "with cv2" is the run with cv2's injections
+in place of ours. The ratio is ours / cv2 in images per second, the median of the rounds'. Times are
 CPU seconds of this one process (`time.process_time`, cv2 limited to one thread): on a
 shared machine wall-clock time measures the neighbours. The paper
 reports 0.019 s/image (CAI-N) and 0.018 s/image (CAI-M) on MVTec AD, hardware not
