@@ -1,6 +1,6 @@
 """CAI speed against cv2.seamlessClone, and the study behind Eq. 4's threshold T.
 
-    python benchmarks/cai.py                      # images/s at 256, 512, 1024, Normal and Mixed
+    python benchmarks/cai.py                      # images/s at 256, 512, 1024, Normal and Mixed (--repeat rounds, default 5)
     python benchmarks/cai.py --threshold-study    # IoU of bin(I_d, T) with the injected pattern, per T
     python benchmarks/cai.py --cli 113            # `daad synthesize` end to end against the library, 113 targets
     python benchmarks/cai.py --startup            # a fresh process's start-up: datasets vs the pyarrow reader
@@ -8,10 +8,11 @@
 Real data from ../shared/data (or DAAD_SHARED_DATA): patterns are the MVTec AD
 bottle/capsule anomalies and Magnetic Tile defects (every 4th image of each type, for
 a quick load), targets the MVTec AD bottle/capsule test/good images. Each row runs the
-whole of CAI (foreground, STM, MAS, resize, ILS, injection, Eq. 4) twice in one
-process: once with our DST Poisson solver and once with the injection step done by
-`cv2.seamlessClone` on the very same region (its own boundary handling; see
-`daad.synthesis.cai.poisson`). The ratio is ours / cv2 in images per second. Times are
+whole of CAI (foreground, STM, MAS, resize, ILS, injection, Eq. 4) in one process, in
+`--repeat` interleaved rounds: the run with our DST Poisson solver, then its injections
+redone by ours and by `cv2.seamlessClone` on the very same regions (its own boundary
+handling; see `daad.synthesis.cai.poisson`); "with cv2" is the run with cv2's injections
+in place of ours. The ratio is ours / cv2 in images per second, the median of the rounds'. Times are
 CPU seconds of this one process (`time.process_time`, cv2 limited to one thread): on a
 shared machine wall-clock time measures the neighbours. The paper
 reports 0.019 s/image (CAI-N) and 0.018 s/image (CAI-M) on MVTec AD, hardware not
@@ -97,21 +98,27 @@ class Recording:
         return poisson.blend(*args)
 
 
-def replay(blender, inputs: list[tuple], repeat: int = 3) -> float:
-    """Seconds `blender` needs for all recorded injections (best of `repeat`)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.process_time()
-        for args in inputs:
-            blender(*args)
-        best = min(best, time.process_time() - start)
-    return best
+def replay(blender, inputs: list[tuple]) -> float:
+    """CPU seconds `blender` needs for all recorded injections, once."""
+    start = time.process_time()
+    for args in inputs:
+        blender(*args)
+    return time.process_time() - start
 
 
-def speed(patterns, data: Path, sizes: list[int], n_targets: int) -> None:
+def speed(patterns, data: Path, sizes: list[int], n_targets: int, repeat: int = 5) -> None:
+    """Each row: `repeat` rounds of (the whole CAI run, its injections replayed by ours, then by cv2), interleaved.
+
+    A round's "with cv2" time is its run less its own injections plus cv2's on the same
+    inputs, so both sides of a ratio come from the same seconds of the machine; every
+    figure printed is the median over the rounds (the machine is shared: a round at 256 px
+    lasts about 0.1 s, and single rounds swung 1.6x under load).
+    """
+    import statistics
+
     targets = real_targets(data, n_targets)
     print(f"CAI speed: {len(targets)} MVTec AD test/good targets x 10, {len(patterns)} real patterns, "
-          f"{os.cpu_count()} CPU cores, one process")
+          f"{os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}), one process, medians of {repeat} interleaved rounds")
     head = (f"{'size':>5} {'mode':>7} | {'ours img/s':>10} {'s/img':>7} | {'with cv2 img/s':>14} {'s/img':>7} | "
             f"{'inject ms ours':>14} {'cv2':>6} | {'ratio':>5} | {'paper s/img':>11}")
     print(head)
@@ -121,22 +128,26 @@ def speed(patterns, data: Path, sizes: list[int], n_targets: int) -> None:
             rec = Recording()
             cai = CAI(patterns, mode=mode, size=size, seed=0, blender=rec)
             cai(targets[0][1], key="warm-up")  # the first call pays imports and caches
-            rec.inputs.clear()
-            start = time.process_time()
-            n = sum(len(cai(img, key=key)) for key, img in targets)
-            total = time.process_time() - start
-            calls = len(rec.inputs)
-            t_ours = replay(poisson.blend, rec.inputs)
-            CV2_FAILURES[0] = 0
-            t_cv2 = replay(cv2_blend, rec.inputs, repeat=3)
-            failed = CV2_FAILURES[0] // 3
-            with_cv2 = total - t_ours + t_cv2  # the same run with the injection step done by cv2
+            rounds = []
+            n = 0
+            for _ in range(repeat):
+                rec.inputs.clear()
+                start = time.process_time()
+                n = sum(len(cai(img, key=key)) for key, img in targets)
+                total = time.process_time() - start
+                CV2_FAILURES[0] = 0
+                t_ours, t_cv2 = replay(poisson.blend, rec.inputs), replay(cv2_blend, rec.inputs)
+                rounds.append((total, t_ours, t_cv2, total - t_ours + t_cv2))  # with cv2: the same run, cv2 injecting
+            total, t_ours, t_cv2, with_cv2 = (statistics.median(r[k] for r in rounds) for k in range(4))
+            ratio = statistics.median(r[3] / r[0] for r in rounds)
+            calls, failed = len(rec.inputs), CV2_FAILURES[0]
             print(f"{size:>5} {mode:>7} | {n / total:>10.1f} {total / n:>7.4f} | {n / with_cv2:>14.1f} {with_cv2 / n:>7.4f} | "
-                  f"{1000 * t_ours / calls:>14.2f} {1000 * t_cv2 / calls:>6.2f} | {with_cv2 / total:>5.2f} | "
+                  f"{1000 * t_ours / calls:>14.2f} {1000 * t_cv2 / calls:>6.2f} | {ratio:>5.2f} | "
                   f"{PAPER_S_PER_IMAGE[mode]:>11.3f}" + (f"   (cv2 raised on {failed} of {calls} thin regions)" if failed else ""))
             sys.stdout.flush()
     print("with cv2 = the same run with each injection (same region, source, mask) done by cv2.seamlessClone;")
-    print("inject ms = one injection step (best of 3 replays of the run's injections); ratio = ours / cv2 images per second")
+    print(f"inject ms = one injection step; ratio = ours / cv2 images per second (median of the rounds' ratios); "
+          f"load now {os.getloadavg()[0]:.1f}")
 
 
 class Recorder:
@@ -365,22 +376,22 @@ def main() -> None:
     ap.add_argument("--threshold-study", action="store_true", help="measure Eq. 4's T instead of speed")
     ap.add_argument("--cli", type=int, default=0, metavar="N", help="time `daad synthesize` on N targets against the library")
     ap.add_argument("--workers", type=int, default=1, help="with --cli: processes (default 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="with --cli/--startup: interleaved runs, medians printed (default 3)")
+    ap.add_argument("--repeat", type=int, default=0, help="interleaved rounds, medians printed (default 5; with --cli/--startup 3)")
     ap.add_argument("--startup", action="store_true", help="time a fresh process's start-up phases: datasets vs pyarrow reader")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real sample data not found at {DATA} (set DAAD_SHARED_DATA)")
     if args.startup:
-        startup(DATA, args.repeat)
+        startup(DATA, args.repeat or 3)
         return
     if args.cli:
-        cli_vs_library(DATA, args.cli, args.workers, args.repeat)
+        cli_vs_library(DATA, args.cli, args.workers, args.repeat or 3)
         return
     patterns = real_patterns(DATA)
     if args.threshold_study:
         threshold_study(patterns, DATA, max(args.targets, 8))
     else:
-        speed(patterns, DATA, [int(s) for s in args.sizes.split(",")], args.targets)
+        speed(patterns, DATA, [int(s) for s in args.sizes.split(",")], args.targets, args.repeat or 5)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ medium interval, never beyond it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +75,9 @@ def choose_scale(r: float, counts: dict[str, int], quota: dict[str, int]) -> Sca
 
 def side_range(scale: Scale, s_f: int) -> tuple[int, int]:
     """The integer pattern sides n with n / s_f inside `scale` (empty when low > high)."""
-    lo = int(np.ceil(scale.low * s_f - 1e-9))
+    lo = math.ceil(scale.low * s_f - 1e-9)  # math, not numpy: the same integers, without a numpy scalar per draw
     hi_exact = scale.high * s_f
-    hi = int(np.floor(hi_exact + 1e-9)) if scale.closed else int(np.ceil(hi_exact - 1e-9)) - 1
+    hi = math.floor(hi_exact + 1e-9) if scale.closed else math.ceil(hi_exact - 1e-9) - 1
     return max(lo, 1), hi
 
 
@@ -90,7 +91,7 @@ def draw_side(scale: Scale, s_f: int, rng: np.random.Generator, decimals: int | 
     r_prime = float(rng.uniform(scale.low, scale.high))
     if decimals is not None:
         r_prime = round(r_prime, decimals)
-    side = int(np.clip(round(r_prime * s_f), lo, hi))
+    side = min(max(round(r_prime * s_f), lo), hi)  # np.clip's order: the lower bound first, then the upper
     return r_prime, side
 
 

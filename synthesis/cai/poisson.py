@@ -258,34 +258,41 @@ def _rhs(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode, m
         rhs += gy[1:]
         rhs -= gy[:-1]
         return rhs
-    # Mixed: the interior's divergence reads gradients only at pixels (0 .. h-2, 0 .. w-2), where
-    # both forward differences exist, so they are taken there once, unpadded (squares up to
-    # 2 * 255^2 are exact in float32: the comparisons are those of the padded fields).
-    # Squares and products in place, and the choice applied by multiplying with it (np.where
-    # was a third of this path): 2.8 against 6.6 ms (the padded fields) on a 241 x 253 x 3 region, the same rhs.
+    # Mixed: the interior's divergence reads v - ∇t only at pixels (0 .. h-2, 0 .. w-2), where
+    # both forward differences exist; there v - ∇t is ∇(s - t) where the source guides and 0
+    # elsewhere, so only the gradient of D = s - t is taken. The two tests need no gradient
+    # of s or t of their own: Pérez's |∇s|^2 > |∇t|^2 is (sx - tx)(sx + tx) + (sy - ty)(sy + ty)
+    # > 0, i.e. ∇D · ∇(s + t) > 0; OpenCV's |sx - sy| > |tx - ty| compares s(y, x+1) - s(y+1, x)
+    # with the same of t (sx - sy, the two forward differences from one pixel). uint8 inputs
+    # (CAI's) are differenced in int16 (|x| <= 510: exact) and the products summed in int32
+    # (<= 2 * 510^2: exactly the comparison of the squares; float64 for float inputs). The
+    # choice is applied by multiplying with it (np.where was a third of this path). Measured
+    # against float32 gradient fields of s and t (the previous version), the same rhs: 0.91
+    # against 1.23 ms (Pérez) and 0.76 against 1.13 ms (OpenCV's rule) on 265 x 265 x 3,
+    # 0.33 against 0.42 and 0.26 against 0.41 ms on 163 x 169 x 3, even on 19 x 19 x 3.
     _check(mode, mixed_rule)
-    t = target.astype(np.float32)
-    s = source.astype(np.float32)
-    tx, ty = t[:-1, 1:] - t[:-1, :-1], t[1:, :-1] - t[:-1, :-1]
-    sx, sy = s[:-1, 1:] - s[:-1, :-1], s[1:, :-1] - s[:-1, :-1]
-    if mixed_rule == "perez":  # |∇s|^2 > |∇t|^2
-        strong, weak, tmp = sx * sx, tx * tx, sy * sy
-        strong += tmp
-        np.multiply(ty, ty, out=tmp)
-        weak += tmp
-    else:  # OpenCV's |sx - sy| > |tx - ty|
-        strong, weak = np.abs(sx - sy), np.abs(tx - ty)
-    use = np.greater(strong, weak, out=strong)  # 1.0 where the source guides, in the same float32 buffer
-    use *= mask[:-1, :-1, None]
-    sx -= tx
-    sx *= use
-    sy -= ty
-    sy *= use
-    dx, dy = sx, sy
+    exact_int = target.dtype == source.dtype == np.uint8
+    small = np.int16 if exact_int else np.float32
+    d = np.subtract(source, target, dtype=small)
+    dx = d[:-1, 1:] - d[:-1, :-1]  # sx - tx
+    dy = d[1:, :-1] - d[:-1, :-1]  # sy - ty
+    if mixed_rule == "perez":  # |∇s|^2 - |∇t|^2 = ∇(s - t) · ∇(s + t) > 0
+        wide = np.int32 if exact_int else np.float64
+        both = np.add(source, target, dtype=small)
+        gain = np.multiply(dx, both[:-1, 1:] - both[:-1, :-1], dtype=wide)
+        gain += np.multiply(dy, both[1:, :-1] - both[:-1, :-1], dtype=wide)
+        use = gain > 0
+    else:  # OpenCV's |sx - sy| > |tx - ty|, with sx - sy = s(y, x+1) - s(y+1, x)
+        s_cross = np.subtract(source[:-1, 1:], source[1:, :-1], dtype=small)
+        t_cross = np.subtract(target[:-1, 1:], target[1:, :-1], dtype=small)
+        use = np.greater(np.abs(s_cross, out=s_cross), np.abs(t_cross, out=t_cross))
+    use &= mask[:-1, :-1, None]
+    dx *= use
+    dy *= use
     rhs = dx[1:, 1:] - dx[1:, :-1]
     rhs += dy[1:, 1:]
     rhs -= dy[:-1, 1:]
-    return rhs
+    return rhs.astype(np.float32, copy=False)
 
 
 def _check_region(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> None:
@@ -332,9 +339,14 @@ def blend(
     t3 = _as_3d(target)
     out = t3.copy()
     rhs = _rhs(t3, _as_3d(source), mask, mode, mixed_rule)
-    if rhs.any():
+    if np.count_nonzero(rhs):  # (half the cost of rhs.any() on a small region)
         # The ring is the target itself: only the interior is solved and rounded (what `solution` + rint gives).
-        inner = t3[1:-1, 1:-1].astype(np.float32)
-        inner += _correction(rhs)
-        out[1:-1, 1:-1] = np.clip(np.rint(inner, out=inner), 0, 255, out=inner)
+        # The target is added to the correction's own buffer (float32 + uint8: the same sum as
+        # float32(target) + correction, one array fewer); clipping by the two ufuncs np.clip
+        # calls, without its Python wrapper (the same values; per-call costs are most of a
+        # 19 x 19 region's 50 us).
+        inner = _correction(rhs)
+        inner += t3[1:-1, 1:-1]
+        np.rint(inner, out=inner)
+        out[1:-1, 1:-1] = np.minimum(np.maximum(inner, 0, out=inner), 255, out=inner)
     return out.reshape(target.shape)
