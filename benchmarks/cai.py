@@ -252,8 +252,8 @@ else:
     rows = open_published(sys.argv[2], "mvtec_ad")[0]
 out["open the release"] = lap()
 PublishedPool(rows)
-out["PublishedPool (mask sides)"] = lap()
-out["loaded: datasets, pandas, torch"] = float(sum(m in sys.modules for m in ("datasets", "pandas", "torch")))
+out["PublishedPool (sides)"] = lap()
+out["loaded (datasets..)"] = float(sum(m in sys.modules for m in ("datasets", "pandas", "torch")))
 print(json.dumps(out))
 """
 
