@@ -52,8 +52,15 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     finally:
         os.close(fd)
     tmp = Path(name)
-    try:
+    with _replacing(tmp, path):
         yield tmp
+
+
+@contextmanager
+def _replacing(tmp: Path, path: Path) -> Iterator[None]:
+    """Move `tmp` over `path` when the block succeeds; remove it when it fails (an OSError then names `path`)."""
+    try:
+        yield
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -89,15 +96,8 @@ def write_bytes_atomic(path: Union[str, Path], data: bytes) -> None:
         break
     else:
         raise FileExistsError(f"{path}: no free temporary name beside it")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename in (None, str(tmp), tmp):  # name the file the user asked for
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
+    with _replacing(tmp, path), os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def remove_stale_temps(folders: Iterable[Union[str, Path]]) -> int:
