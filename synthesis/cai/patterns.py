@@ -54,7 +54,7 @@ class Pattern:
         if self.image.shape[:2] != self.mask.shape:
             raise ValueError(f"pattern {self.id or '<array>'}: image {self.image.shape[:2]} and mask {self.mask.shape} differ in size")
         self.box = bbox(self.mask)
-        self.side = 0 if self.box is None else max(self.box[2], self.box[3])
+        self.side = side(self.box)
 
     def cropped(self) -> "Pattern":
         """This pattern cut to its mask's box plus a margin of a quarter of the box side (+2 px).
@@ -98,9 +98,7 @@ def _open(cell: dict[str, Any]) -> Any:
 def _mask_array(cell: dict[str, Any]) -> np.ndarray:
     """A mask cell as bool (H, W), >= 128 of its grey values (`daad.core.mask_box.mask_array`, the rule publish used for `mask_box`)."""
     data = cell.get("bytes")
-    if data is not None:
-        return mask_array(data)
-    return np.asarray(_open(cell).convert("L")) >= 128
+    return mask_array(Path(cell["path"]).read_bytes() if data is None else data)
 
 
 def _to_array(im: Any) -> np.ndarray:
