@@ -191,8 +191,7 @@ class FolderWriter:
         self.in_driver = True  # False in a worker's pickled copy; see `settled`
         self._pending: deque[tuple[Future, int]] = deque()  # (file job, bytes of its array), oldest first
         self._pending_bytes = 0
-        self._targets: deque[tuple[str, list[Future]]] = deque()  # each `write`'s key and file jobs, in write order
-        self._unsettled: set[str] = set()  # the keys in _targets
+        self._targets: deque[tuple[str, list[Future]]] = deque()  # each unsettled `write`'s key and file jobs, in write order
         self._pool: ThreadPoolExecutor | None = None
         self._rows: dict[str, dict[str, Any]] = {}
         self._written: set[str] = set()  # paths relative to out, this run
@@ -207,7 +206,6 @@ class FolderWriter:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_pool"], state["_pending"], state["_pending_bytes"], state["_targets"] = None, deque(), 0, deque()
-        state["_unsettled"] = set()
         state["in_driver"] = False
         return state
 
@@ -284,7 +282,6 @@ class FolderWriter:
         if rows:
             self._put(normal_rel, normal, jobs)
         self._targets.append((key, jobs))
-        self._unsettled.add(key)
         self.add(rows)
         return rows, bad
 
@@ -314,7 +311,7 @@ class FolderWriter:
 
     def writing(self, key: str) -> bool:
         """Whether this writer's `write` of `key` may still have files being encoded (`settled` has not named it)."""
-        return key in self._unsettled
+        return any(k == key for k, _ in self._targets)  # short: a driver calls `settled` after each target
 
     def settled(self) -> list[str]:
         """The keys of the `write` calls whose files are all complete on disk since the last call, in write order.
@@ -327,7 +324,6 @@ class FolderWriter:
         keys = []
         while self._targets and all(job.done() for job in self._targets[0][1]):
             key, jobs = self._targets.popleft()
-            self._unsettled.discard(key)
             for job in jobs:
                 job.result()
             keys.append(key)
@@ -344,7 +340,6 @@ class FolderWriter:
             for job in jobs:
                 job.result()
         self._targets.clear()
-        self._unsettled.clear()
         return keys
 
     def finish(self, preview: bool = True) -> list[dict[str, Any]]:
