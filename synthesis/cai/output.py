@@ -212,6 +212,12 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
             todo.append(i)
     journal.start({targets[i].key: r[0] for i, r in enumerate(results) if r is not None})
     finished: dict[str, list[dict[str, Any]]] = {}  # computed, not yet journalled: the journal never claims a file still being written
+
+    def journal_whole(keys: list[str]) -> None:  # the targets whose files the writer says are whole
+        for key in keys:
+            if key in finished:
+                journal.record(key, finished.pop(key))
+
     with tqdm(total=len(targets), initial=len(targets) - len(todo), desc=f"CAI-{cai.mode[0].upper()}", unit="target",
               disable=not progress) as bar:
         try:
@@ -225,13 +231,9 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
                     finished[targets[todo[j]].key] = rows
                 else:  # a worker's: on disk before its rows came back
                     journal.record(targets[todo[j]].key, rows)
-                for key in writer.settled():
-                    if key in finished:
-                        journal.record(key, finished.pop(key))
+                journal_whole(writer.settled())
                 bar.update(1)
-            for key in writer.wait():
-                if key in finished:
-                    journal.record(key, finished.pop(key))
+            journal_whole(writer.wait())
         finally:
             journal.close()
     remove_stale_temps([out / "normal", out / "abnormal", out / "mask"])  # left by a worker killed mid-write
