@@ -100,6 +100,13 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (dataset, sample_id)
         )""",
     ],
+    [
+        # The box ([top, left, height, width], [] when empty) of each stored mask's >= 128 pixels,
+        # the release's `mask_box` column: keyed by the mask's sha256, because it is a function
+        # of those bytes alone, so a replaced mask (a new sha) never finds a stale box. Existing
+        # catalogs start empty; publish computes the missing boxes once and stores them.
+        "CREATE TABLE mask_boxes (mask_sha TEXT PRIMARY KEY, box TEXT NOT NULL)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -399,6 +406,26 @@ class Catalog:
             self._db.executemany("UPDATE samples SET phash = ?, dhash = ?, updated_at = ? WHERE id = ?", updates)
             self._db.executemany("INSERT INTO events (sample_id, field, old, new, who, at) VALUES (?, ?, ?, ?, ?, ?)", events)
         return out
+
+    def mask_boxes(self, mask_shas: Iterable[str]) -> dict[str, list[int]]:
+        """The stored boxes of these masks, by sha (masks with none stored yet are left out)."""
+        shas = list(dict.fromkeys(mask_shas))
+        out: dict[str, list[int]] = {}
+        for s in range(0, len(shas), 500):  # under SQLite's bound-parameter limit
+            part = shas[s : s + 500]
+            rows = self._db.execute(f"SELECT mask_sha, box FROM mask_boxes WHERE mask_sha IN ({', '.join('?' * len(part))})", part)
+            out.update((r[0], json.loads(r[1])) for r in rows)
+        return out
+
+    def set_mask_boxes(self, boxes: Iterable[tuple[str, list[int]]]) -> None:
+        """Store (mask sha, box) pairs in one transaction; a box already stored stays (same bytes, same box).
+
+        No events: a box is derived from the mask's bytes, which the record's `mask_sha`
+        (logged when it changes) already names.
+        """
+        with self.transaction():
+            self._db.executemany("INSERT OR IGNORE INTO mask_boxes (mask_sha, box) VALUES (?, ?)",
+                                 ((sha, json.dumps(list(box))) for sha, box in boxes))
 
     def events(self, sample_id: str) -> list[dict[str, Any]]:
         """The change log of one sample, oldest first."""

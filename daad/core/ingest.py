@@ -22,6 +22,11 @@ collect dataset` end to end, 3 interleaved rounds against main: Magnetic Tile 8.
 against 7.30 CPU s, MVTec AD (bottle, capsule) 7.84 against 7.27 (+8-12%, with
 importing scipy).
 
+Each mask's box (`daad.core.mask_box.image_box`: the release's `mask_box` column) is
+stored too, from the mask ingest holds after checking it, so publish decodes no mask:
+before, publish decoded every mask to find its box (0.1 s for 388 Magnetic Tile masks,
+what moved a publish from 1.09x to 1.54x pyarrow's time in benchmarks/publish.py).
+
 A mask that marks no pixel makes its item bad: every collected mask is an anomaly mask,
 and an empty one is a wrong file (a normal image's mask, an export that lost its layer),
 which published as `annotated` or `ground_truth` would teach a model that the anomaly is
@@ -43,6 +48,7 @@ from daad.core.catalog import Catalog
 from daad.core.errors import BadItemError
 from daad.core.text_table import format_table
 from daad.core.images import ImageSource, load_image, load_mask, require_anomaly
+from daad.core.mask_box import image_box
 from daad.core.media_store import MediaStore
 from daad.core.names import as_text, one_line, shown
 from daad.core.record import Record, origin_key, origins_update
@@ -156,6 +162,8 @@ def ingest_one(item: Item, catalog: Catalog, store: MediaStore, hashes: bool | N
             raise BadItemError(item.name, f"its mask {shown(mask_name)} is empty (all zero): an anomaly mask that marks no anomaly; fix or remove the mask") from exc
     sample_id, im = store.put_image(im, item.name)
     mask_sha = store.put_mask(mask, im.size) if mask is not None else None
+    if mask is not None and mask_sha is not None:
+        catalog.set_mask_boxes([(mask_sha, image_box(mask))])
     existing = catalog.get(sample_id) if sample_id in catalog else None
     if existing is not None:
         return _merge(existing, item, mask_sha, catalog)

@@ -1,7 +1,8 @@
 """A published mask's pixels and bounding box, decoded the one way publish and synthesis share.
 
-The rule is PIL's: grey values (`convert("L")`) >= 128 are the anomaly. `daad publish`
-stores each mask's box as the `mask_box` column so that `daad synthesize` does not decode
+The rule is PIL's: grey values (`convert("L")`) >= 128 are the anomaly. Ingest stores
+each mask's box in the catalog (`Catalog.set_mask_boxes`, keyed by the mask's sha) and
+`daad publish` writes it as the `mask_box` column so that `daad synthesize` does not decode
 every mask at start-up to learn its side (0.17-0.42 s for the 388 masks of the benchmark
 release, the largest start-up cost after importing `datasets`); synthesis decodes a mask
 only when its pattern is drawn, with this same function, so the stored box and the drawn
@@ -52,6 +53,17 @@ def bbox(mask: np.ndarray) -> Box | None:
 def stored_box(data: bytes) -> list[int]:
     """The `mask_box` column's value for encoded mask bytes: [top, left, height, width], [] for an empty mask."""
     box = bbox(mask_array(data))
+    return [] if box is None else list(box)
+
+
+def image_box(mask) -> list[int]:
+    """The `mask_box` value of a decoded mask image (`PIL.Image`), as `stored_box` gives for its PNG.
+
+    What ingest stores while it holds the mask it checked (0/255 "L", saved losslessly),
+    so publish reads the box instead of decoding every mask again (0.1 s for 388 masks).
+    """
+    grey = mask if mask.mode == "L" else mask.convert("L")
+    box = bbox(np.asarray(grey) >= 128)
     return [] if box is None else list(box)
 
 

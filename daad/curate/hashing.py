@@ -52,10 +52,10 @@ within a few bits of one of the original's variants. Variant 0 is the image itse
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import scipy.fftpack  # noqa: F401  (the dedupe extra: this module is what needs it, `perceptual` imports it lazily)
@@ -64,6 +64,7 @@ from tqdm import tqdm
 
 from daad.core.errors import BadItemError
 from daad.core.images import decode
+from daad.core.processes import process_pool
 from daad.core.perceptual import DIHEDRAL, HASH_SIZE, PHASH_SIDE, dhash_bits, phash_bits, thumbnails, to_hex
 from daad.engine import Engine, LocalEngine
 
@@ -283,6 +284,93 @@ def hash_files(
 
     return Hashes(cat("phash"), cat("dhash"), cat("ok"), cat("phash_variants"), cat("dhash_variants"),  # type: ignore[arg-type]
                   [e for p in done for e in p.errors])
+
+
+@dataclass
+class Facts:
+    """What a release row needs computed from one chunk of files: hashes and mask boxes, in input order.
+
+    `hashes` covers the chunk's images (an item without an image path has ok False and
+    no error); `boxes[i]` is `mask_box.stored_box` of the item's mask, None when it had
+    no mask path or the mask could not be decoded (named in `errors`).
+    """
+
+    hashes: Hashes
+    boxes: list[list[int] | None]
+    errors: list[str]
+
+
+def _facts_chunk(_state: None, args: tuple[list[str | None], list[str | None]]) -> Facts:
+    """Worker: imagehash's pHash/dHash of the images given and the boxes of the masks given (either may be None)."""
+    from daad.core.mask_box import stored_box
+
+    paths, masks = args
+    ph = np.zeros((len(paths), 1, PHASH_SIDE, PHASH_SIDE), np.uint8)
+    dh = np.zeros((len(paths), 1, HASH_SIZE, HASH_SIZE + 1), np.uint8)
+    ok = np.zeros(len(paths), bool)
+    errors: list[str] = []
+    boxes: list[list[int] | None] = []
+    for i, (p, m) in enumerate(zip(paths, masks)):
+        if p is not None:
+            try:
+                ph[i], dh[i] = thumbnails(decode_grey(p))
+                ok[i] = True
+            except BadItemError as exc:
+                errors.append(str(exc))
+        box = None
+        if m is not None:
+            try:
+                box = stored_box(Path(m).read_bytes())
+            except (OSError, ValueError) as exc:  # unreadable or undecodable mask (PIL's errors are OSError)
+                errors.append(f"{m}: mask not readable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        boxes.append(box)
+    return Facts(_finish(ph, dh, ok, False, []), boxes, errors)
+
+
+class FactsStream:
+    """`Facts` of (image, mask) pairs chunk by chunk, in input order, computed ahead while the caller uses earlier chunks.
+
+    What `daad publish` of an old catalog (no stored hashes or boxes) writes its rows
+    from: the work starts when the stream is made, every chunk is submitted at once
+    (only paths travel; 16 bytes a hash and a box come back), and the caller's parquet
+    writing overlaps it. Where it runs is `hash_files`' rule: processes
+    (`default_workers`, one per usable CPU) for a batch of `POOL_MIN_BYTES` or more,
+    else `default_threads()` threads of this process, which cost nothing to start. The
+    bits are `hash_files`' (imagehash's), whichever runs them. `close()` (or the `with`
+    block's end) drops the chunks not started and waits for those running.
+    """
+
+    def __init__(
+        self, images: Sequence[Union[str, Path, None]], masks: Sequence[Union[str, Path, None]], chunk: int = 32,
+        workers: int | None = None, threads: int | None = None,
+    ):
+        imgs = [None if p is None else str(p) for p in images]
+        msks = [None if m is None else str(m) for m in masks]
+        if len(imgs) != len(msks):
+            raise ValueError(f"{len(imgs)} images but {len(msks)} masks")
+        chunks = [(imgs[i : i + chunk], msks[i : i + chunk]) for i in range(0, len(imgs), chunk)]
+        workers = workers or default_workers([p for p in imgs if p is not None])
+        self._pool: Executor | None = None
+        if chunks and workers > 1:
+            self._pool = process_pool(min(workers, len(chunks)))
+        elif chunks:
+            self._pool = ThreadPoolExecutor(max(1, threads or default_threads()), thread_name_prefix="facts")
+        self._futures = [self._pool.submit(_facts_chunk, None, c) for c in chunks] if self._pool else []
+
+    def __iter__(self) -> Iterator[Facts]:
+        for f in self._futures:
+            yield f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "FactsStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

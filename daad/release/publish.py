@@ -51,7 +51,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -307,41 +307,98 @@ def row_url(rec: Record, card: SourceCard | None) -> str:
     return card.source.homepage if card else ""
 
 
-def _with_hashes(catalog: Catalog, store: MediaStore, records: list[Record], progress: bool) -> tuple[list[Record], list[str]]:
-    """`records` with their pHash: stored hashes reused, the rest hashed in one parallel batch and stored.
+class RowFacts:
+    """Each row's pHash and mask box: stored ones read, the rest computed while the rows are written, then stored.
 
-    Collecting stores every new record's hashes (`daad.core.ingest`), so publish normally
-    finds them all and hashes nothing; this batch is for catalogs collected before
-    ingest hashed, or while scipy was not installed. Hashing row by row while
-    writing was 73% of such a publish (12-19x the time pyarrow needs to write the same
-    rows); one batch of `hash_files` batches the DCTs and runs in threads of this process
-    for a batch under `hashing.POOL_MIN_BYTES` (a spawned pool's start-up cost 2 CPU s
-    against 1 s of hashing for 388 images), `Catalog.set_hashes` stores them in batched
-    statements (per-record `update` was 15% of a profiled publish), and the next publish
-    reuses them. Publish never decodes an image otherwise (rows carry the stored bytes),
-    so there is no second decode to share. Measured (benchmarks/publish.py, 388 Magnetic
-    Tile defects, 5 rounds, load 5.9 on 2 cores): with the hashes stored at ingest publish
-    takes 1.09x pyarrow's CPU time for the same rows; on a catalog without them 7.1x (was
-    9.4x), bounded below by decoding every image (3.8x with pyarrow's own time), which
-    within 2x cannot beat; the next publish of it 1.01x. Without scipy (the `dedupe` extra) the `phash` column is
-    left empty rather than guessed; so is an unreadable image's (named in the returned
-    errors).
+    Collecting stores every new record's hashes and its mask's box (`daad.core.ingest`),
+    so publish normally reads them all and decodes nothing: rows carry the stored bytes.
+    This is for catalogs collected before ingest stored them (or while scipy was not
+    installed). Their missing hashes and boxes are computed by `hashing.FactsStream`,
+    started before the first shard and consumed in row order, so decoding runs on every
+    usable CPU (threads of this process below `hashing.POOL_MIN_BYTES` of images, a
+    process pool above) while this thread builds and writes the parquet row groups;
+    `save` then stores them in one batched transaction each (`Catalog.set_hashes`,
+    `Catalog.set_mask_boxes`) and the next publish reads them. Measured
+    (benchmarks/publish.py, 400 Magnetic Tile defects, 2 shared cores): see `publish`'s
+    module README numbers; hashing before writing (the previous order) cost the whole
+    hashing wall time on top of the writing. Without scipy (the `dedupe` extra) the `phash`
+    column is left empty rather than guessed, and boxes are computed here, row by row; so is an
+    unreadable image's phash (named in `errors`), and an undecodable mask's box is [].
     """
-    todo = [r for r in records if not (r.phash and r.dhash)]
-    if not todo:
-        return records, []
-    try:
-        from daad.curate.dedupe import catalog_hashes
-    except ImportError:
-        return records, []
-    h = catalog_hashes(catalog, store, todo, progress=progress, who="publish")
-    done = {r.id: r for r in h.records}
-    return [done.get(r.id, r) for r in records], h.errors
+
+    def __init__(self, catalog: Catalog, store: MediaStore, records: list[Record]):
+        self.boxes = catalog.mask_boxes(r.mask_sha for r in records if r.mask_sha)
+        try:
+            from daad.curate import hashing
+        except ImportError:
+            hashing = None
+        self.hashes: list[tuple[str, str, str]] = []
+        self.new_boxes: dict[str, list[int]] = {}
+        self.errors: list[str] = []
+        hash_ids = {r.id for r in records if not (r.phash and r.dhash)} if hashing is not None else set()
+        box_ids = {r.id for r in records if r.mask_sha and r.mask_sha not in self.boxes}
+        todo = [r for r in records if r.id in hash_ids or r.id in box_ids]
+        self._todo = {r.id for r in todo}
+        self._stream = None
+        self._items: Iterator[tuple[bool, str, str, list[int] | None]] = iter(())
+        if todo and hashing is not None:
+            self._stream = hashing.FactsStream(
+                [store.image_path(r.id) if r.id in hash_ids else None for r in todo],
+                [store.mask_path(r.mask_sha) if r.id in box_ids and r.mask_sha else None for r in todo],
+            )
+            self._items = self._flatten(self._stream, hashing.to_hex)
+
+    def _flatten(self, stream, to_hex) -> Iterator[tuple[bool, str, str, list[int] | None]]:
+        for facts in stream:
+            self.errors += facts.errors
+            h = facts.hashes
+            for ok, p, d, box in zip(h.ok, h.phash, h.dhash, facts.boxes):
+                yield bool(ok), to_hex(p), to_hex(d), box
+
+    def take(self, rec: Record, mask: bytes) -> tuple[str, list[int]]:
+        """(phash, mask_box) of the next row; rows must come in the order the records were given."""
+        phash = rec.phash or ""
+        box = self.boxes.get(rec.mask_sha or "")
+        if rec.id in self._todo:
+            computed = next(self._items, None)
+            if computed is not None:
+                ok, p, d, b = computed
+                if ok:
+                    phash = p
+                    self.hashes.append((rec.id, p, d))
+                if b is not None:
+                    box = b
+        if box is None and rec.mask_sha:
+            try:
+                box = stored_box(mask)  # no scipy: no stream; or the worker could not decode the mask
+            except (OSError, ValueError) as exc:
+                self.errors.append(f"{store_name(rec)}: mask not readable ({exc})")
+                return phash, []
+        if rec.mask_sha and rec.mask_sha not in self.boxes and box is not None:
+            self.new_boxes[rec.mask_sha] = box
+        return phash, box or []
+
+    def save(self, catalog: Catalog) -> None:
+        """Store what was computed, so the next publish (and dedupe) reads it."""
+        if self.hashes:
+            catalog.set_hashes(self.hashes, who="publish")
+        if self.new_boxes:
+            catalog.set_mask_boxes(self.new_boxes.items())
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
 
 
-def _row(rec: Record, store: MediaStore, card: SourceCard | None) -> dict[str, Any]:
+def store_name(rec: Record) -> str:
+    """How warnings name a row: its id, shortened as `git` does."""
+    return f"sample {rec.id[:12]}"
+
+
+def _row(rec: Record, store: MediaStore, card: SourceCard | None, facts: RowFacts) -> dict[str, Any]:
     assert rec.mask_sha is not None
     mask = store.mask_path(rec.mask_sha).read_bytes()
+    phash, box = facts.take(rec, mask)
     return {
         "image": {"bytes": store.image_path(rec.id).read_bytes(), "path": None},
         "mask": {"bytes": mask, "path": None},
@@ -352,11 +409,11 @@ def _row(rec: Record, store: MediaStore, card: SourceCard | None) -> dict[str, A
         "license": licenses.normalize(rec.license),
         "attribution": rec.attribution,
         "url": row_url(rec, card),
-        "phash": rec.phash or "",
+        "phash": phash,
         "id": rec.id,
         "width": rec.width,
         "height": rec.height,
-        "mask_box": stored_box(mask),
+        "mask_box": box,
     }
 
 
@@ -545,7 +602,7 @@ def _plan_configs(ordered_groups: list[frozenset[str]], eval_sets: list[str]) ->
 
 def _write_groups(
     root: Path, groups: dict[frozenset[str], list[Record]], ordered: list[frozenset[str]], store: MediaStore,
-    cards: dict[str, SourceCard | None], shard_bytes: int, bar: tqdm,
+    cards: dict[str, SourceCard | None], shard_bytes: int, facts: RowFacts, bar: tqdm,
 ) -> tuple[list[str], dict[str, dict[str, int]]]:
     """Write every group's shards under root/data; returns (shard paths, {folder: rows/bytes})."""
     schema = features().arrow_schema
@@ -557,7 +614,7 @@ def _write_groups(
         nb = dl = 0
         for i, shard in enumerate(plan):
             rel = f"data/{folder}/{SPLIT}-{i:05d}-of-{len(plan):05d}.parquet"
-            nb += _write_shard(root / rel, (_row(r, store, cards.get(r.origin)) for r in shard), schema, bar)
+            nb += _write_shard(root / rel, (_row(r, store, cards.get(r.origin), facts) for r in shard), schema, bar)
             dl += (root / rel).stat().st_size
             shard_paths.append(rel)
         sizes[folder] = {"num_bytes": nb, "download_size": dl, "rows": len(groups[g])}
@@ -702,7 +759,6 @@ def publish(
     if not sel.records:
         raise PublishError(f"nothing to publish: none of the {len(all_records)} catalog samples is publishable "
                            f"({', '.join(f'{k}: {v}' for k, v in sel.excluded.most_common()) or 'empty catalog'})")
-    sel.records, hash_errors = _with_hashes(catalog, store, sel.records, progress)
     eval_sets = known_eval_datasets(all_records, catalog)
     hashed = set(catalog.eval_datasets())
     origin_only = [d for d in eval_sets if d not in hashed]
@@ -711,7 +767,6 @@ def publish(
         groups[leak_set(rec)].append(rec)
     ordered = sorted(groups, key=lambda g: (len(g), sorted(g)))
     config_folders, empty_configs, warnings = _plan_configs(ordered, eval_sets)
-    warnings += hash_errors
     warnings += [f"leakage check against {r.dataset} skipped an unreadable image: {e}" for r in fresh for e in r.errors]
 
     cards: dict[str, SourceCard | None] = {}
@@ -745,9 +800,13 @@ def publish(
     clean_stale_temporaries(out)
     _check_free_space(out, sel.records, store)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{vname}.tmp-"))
+    facts = RowFacts(catalog, store, [r for g in ordered for r in groups[g]])  # starts any hashing: rows are written in this order
     try:
         with tqdm(total=len(sel.records), desc=f"publish {vname}", unit="img", disable=not progress) as bar:
-            shard_paths, sizes = _write_groups(tmp, groups, ordered, store, cards, shard_bytes, bar)
+            shard_paths, sizes = _write_groups(tmp, groups, ordered, store, cards, shard_bytes, facts, bar)
+        facts.close()
+        facts.save(catalog)
+        warnings += facts.errors
         infos = {
             name: {k: sum(sizes[f][k] for f in folders) for k in ("num_bytes", "download_size", "rows")}
             for name, folders in config_folders.items()
@@ -789,6 +848,7 @@ def publish(
         except OSError as exc:
             raise PublishError(f"{final}: cannot move the new version into place ({exc})") from None
     except BaseException:
+        facts.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
