@@ -1,4 +1,4 @@
-"""Hashes at ingest, hashing in threads, and publish on a catalog that stored none (real Magnetic Tile images).
+"""Hashes and mask boxes at ingest, hashing in threads or processes, and publish on a catalog that stored none (real Magnetic Tile images).
 
 Catalogs written before ingest hashed hold no hashes: publish must hash them, and its
 release must be the same bytes as one published from a catalog that hashed at ingest.
@@ -19,6 +19,7 @@ from daad.collectors.datasets import get_adapter
 from daad.collectors.datasets.collect import collect_dataset
 from daad.core.catalog import Catalog
 from daad.core.ingest import ingest
+from daad.core.mask_box import stored_box
 from daad.core.media_store import MediaStore
 from daad.curate import hashing
 from daad.release.publish import publish
@@ -78,12 +79,57 @@ def test_threads_give_imagehash_bits_in_input_order(shared_data: Path, tmp_path:
                 assert (hashing.to_hex(p), hashing.to_hex(d)) == (str(imagehash.phash(im)), str(imagehash.dhash(im))), path
 
 
-def test_publish_without_stored_hashes_writes_the_same_release(tiles: Path, tmp_path: Path) -> None:
-    """An old catalog (no hashes) publishes the same shard bytes as one hashed at ingest, and stores the same hashes.
+def test_ingest_stores_the_box_publish_would_compute(tiles: Path, tmp_path: Path) -> None:
+    """Each real mask's stored box is `stored_box` of the stored mask file (what publish computed from the bytes)."""
+    catalog = Catalog(tmp_path / "home")
+    store = MediaStore(catalog.home)
+    collect_dataset("magnetic_tile", tiles, catalog, store, progress=False)
+    recs = catalog.find()
+    boxes = catalog.mask_boxes(r.mask_sha for r in recs if r.mask_sha)
+    assert len(boxes) == len({r.mask_sha for r in recs}) == 5 * PER_TYPE
+    for rec in recs:
+        assert rec.mask_sha is not None
+        assert boxes[rec.mask_sha] == stored_box(store.mask_path(rec.mask_sha).read_bytes()) != [], rec.id
+    catalog.close()
 
-    The old catalog is the new one's copy with its hash columns emptied in SQLite, as a
-    catalog written before ingest hashed holds them: same rows, same `added_at` (rows are
-    published in that order, to the second), so any byte of difference is the hashing's.
+
+def test_facts_stream_in_processes_and_threads(tiles: Path, tmp_path: Path) -> None:
+    """A process pool and threads give the same hashes (imagehash's) and boxes, in input order; bad files are named."""
+    images: list[Path | None] = sorted(tiles.rglob("*.jpg"))[:6]
+    masks: list[Path | None] = [p.with_suffix(".png") for p in images if p is not None]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    images[2], masks[4] = None, bad  # an item with only a mask, and one whose mask cannot be decoded
+    images.append(bad)
+    masks.append(None)
+    got = {}
+    for how, kw in (("threads", {"workers": 1, "threads": 2}), ("processes", {"workers": 2})):
+        with hashing.FactsStream(images, masks, chunk=2, **kw) as stream:
+            parts = list(stream)
+        got[how] = ([int(x) for f in parts for x in f.hashes.phash], [b for f in parts for b in f.boxes],
+                    [bool(x) for f in parts for x in f.hashes.ok], [e for f in parts for e in f.errors])
+    assert got["threads"] == got["processes"]
+    phashes, boxes, ok, errors = got["threads"]
+    assert ok == [p is not None and p != bad for p in images]
+    assert len(errors) == 2 and all("broken.png" in e for e in errors)
+    for img, mask, p, box, good in zip(images, masks, phashes, boxes, ok):
+        if good:
+            with Image.open(img) as im:
+                assert hashing.to_hex(p) == str(imagehash.phash(im)), img
+        if mask is not None and mask != bad:
+            assert box == stored_box(mask.read_bytes())
+        else:
+            assert box is None
+
+
+@pytest.mark.parametrize("missing", ["hashes", "boxes", "hashes and boxes"])
+def test_publish_without_stored_hashes_writes_the_same_release(tiles: Path, tmp_path: Path, missing: str) -> None:
+    """An old catalog (no hashes, no mask boxes, or neither) publishes the same shard bytes as a new one, and stores them.
+
+    The old catalog is the new one's copy with its hash columns or its mask boxes emptied
+    in SQLite, as a catalog written before ingest stored them holds them: same rows, same
+    `added_at` (rows are published in that order, to the second), so any byte of
+    difference is the hashing's or the boxing's.
     """
     items = list(get_adapter("magnetic_tile").iter_items(tiles))
     bare = Catalog(tmp_path / "bare")
@@ -98,22 +144,28 @@ def test_publish_without_stored_hashes_writes_the_same_release(tiles: Path, tmp_
     new.close()
     shutil.copytree(tmp_path / "new", tmp_path / "old")
     with sqlite3.connect(tmp_path / "old" / path.relative_to(tmp_path / "new")) as db:
-        db.execute("UPDATE samples SET phash = NULL, dhash = NULL")
+        if "hashes" in missing:
+            db.execute("UPDATE samples SET phash = NULL, dhash = NULL")
+        if "boxes" in missing:
+            db.execute("DELETE FROM mask_boxes")
     db.close()
 
-    releases, hashes = {}, {}
+    releases, hashes, boxes = {}, {}, {}
     for name in ("old", "new"):
         catalog = Catalog(tmp_path / name)
         if name == "old":
-            assert not any(r.phash or r.dhash for r in catalog.find())
+            assert not any(r.phash or r.dhash for r in catalog.find()) or "hashes" not in missing
+            assert not catalog.mask_boxes(r.mask_sha for r in catalog.find() if r.mask_sha) or "boxes" not in missing
         result = publish(catalog, "1.0.0", tmp_path / name / "hub", local=True, progress=False, gated="")
         assert result.rows == 5 * PER_TYPE
         assert all("would be empty" in w for w in result.warnings), result.warnings  # only exclude_magnetic_tile's; no image unreadable
         releases[name] = {rel: (result.path / rel).read_bytes() for rel in result.shards}
         hashes[name] = {r.id: (r.phash, r.dhash) for r in catalog.find()}
+        boxes[name] = catalog.mask_boxes(r.mask_sha for r in catalog.find() if r.mask_sha)
         catalog.close()
     assert releases["old"] == releases["new"]  # byte for byte
     assert hashes["old"] == hashes["new"]  # the old catalog now holds what ingest would have stored
+    assert boxes["old"] == boxes["new"] and len(boxes["new"]) == 5 * PER_TYPE
     table = pq.read_table(tmp_path / "old" / "hub" / "v1.0.0" / next(iter(releases["old"])), columns=["id", "phash"])
     ids, published = table.column("id").to_pylist(), table.column("phash").to_pylist()
     assert published == [hashes["old"][i][0] for i in ids]

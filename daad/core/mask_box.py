@@ -56,6 +56,20 @@ def stored_box(data: bytes) -> list[int]:
     return [] if box is None else list(box)
 
 
+def checked_box(data: bytes, name: str) -> list[int]:
+    """`stored_box(data)`, or BadMaskError naming `name` and why for bytes no decoder reads (a damaged mask file)."""
+    from PIL import UnidentifiedImageError
+
+    from daad.core.errors import BadMaskError
+
+    try:
+        return stored_box(data)
+    except UnidentifiedImageError:
+        raise BadMaskError(name, "mask not readable: not an image Pillow can identify") from None
+    except (OSError, ValueError) as exc:  # truncated or corrupt data (Pillow raises OSError)
+        raise BadMaskError(name, f"mask not readable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
 def image_box(mask) -> list[int]:
     """The `mask_box` value of a decoded mask image (`PIL.Image`), as `stored_box` gives for its PNG.
 

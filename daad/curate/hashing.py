@@ -64,6 +64,7 @@ from tqdm import tqdm
 
 from daad.core.errors import BadItemError
 from daad.core.images import decode
+from daad.core.mask_box import checked_box
 from daad.core.processes import process_pool
 from daad.core.perceptual import DIHEDRAL, HASH_SIZE, PHASH_SIDE, dhash_bits, phash_bits, thumbnails, to_hex
 from daad.engine import Engine, LocalEngine
@@ -302,8 +303,6 @@ class Facts:
 
 def _facts_chunk(_state: None, args: tuple[list[str | None], list[str | None]]) -> Facts:
     """Worker: imagehash's pHash/dHash of the images given and the boxes of the masks given (either may be None)."""
-    from daad.core.mask_box import stored_box
-
     paths, masks = args
     ph = np.zeros((len(paths), 1, PHASH_SIDE, PHASH_SIDE), np.uint8)
     dh = np.zeros((len(paths), 1, HASH_SIZE, HASH_SIZE + 1), np.uint8)
@@ -320,9 +319,11 @@ def _facts_chunk(_state: None, args: tuple[list[str | None], list[str | None]]) 
         box = None
         if m is not None:
             try:
-                box = stored_box(Path(m).read_bytes())
-            except (OSError, ValueError) as exc:  # unreadable or undecodable mask (PIL's errors are OSError)
-                errors.append(f"{m}: mask not readable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+                box = checked_box(Path(m).read_bytes(), m)
+            except OSError as exc:
+                errors.append(f"{m}: mask not readable: {exc.strerror or exc}")
+            except BadItemError as exc:
+                errors.append(str(exc))
         boxes.append(box)
     return Facts(_finish(ph, dh, ok, False, []), boxes, errors)
 

@@ -70,7 +70,8 @@ from daad.release.format import (
     published_versions,
     version_name,
 )
-from daad.core.mask_box import stored_box
+from daad.core.errors import BadItemError
+from daad.core.mask_box import checked_box
 from daad.core.media_store import MediaStore
 from daad.core.record import Record
 from daad.curate.leakage import RefreshReport, refresh_leakage
@@ -370,9 +371,10 @@ class RowFacts:
                     box = b
         if box is None and rec.mask_sha:
             try:
-                box = stored_box(mask)  # no scipy: no stream; or the worker could not decode the mask
-            except (OSError, ValueError) as exc:
-                self.errors.append(f"{store_name(rec)}: mask not readable ({exc})")
+                box = checked_box(mask, f"mask {rec.mask_sha[:12]} of sample {rec.id[:12]}")  # no scipy, so no stream
+            except BadItemError as exc:
+                if rec.id not in self._todo:  # the stream named it already
+                    self.errors.append(str(exc))
                 return phash, []
         if rec.mask_sha and rec.mask_sha not in self.boxes and box is not None:
             self.new_boxes[rec.mask_sha] = box
@@ -388,11 +390,6 @@ class RowFacts:
     def close(self) -> None:
         if self._stream is not None:
             self._stream.close()
-
-
-def store_name(rec: Record) -> str:
-    """How warnings name a row: its id, shortened as `git` does."""
-    return f"sample {rec.id[:12]}"
 
 
 def _row(rec: Record, store: MediaStore, card: SourceCard | None, facts: RowFacts) -> dict[str, Any]:
