@@ -267,10 +267,11 @@ def features():
     `mask_box` ([top, left, height, width] of the mask's >= 128 pixels, [] when empty) is
     there so readers need not decode every mask to learn its size: `daad synthesize`
     measured all 388 masks of the benchmark release at each start (0.17-0.42 s of a
-    ~2.3 s start-up). Publish pays it once instead: decoding 403 masks of that release
-    took 0.19 CPU s with OpenCV (0.27 s with PIL alone, the `publish` extra), about what
-    pyarrow needs to rewrite those rows. Releases written before it have no such
-    column; readers measure their masks on load.
+    ~2.3 s start-up). Nobody pays it at publish either: ingest stores each mask's box
+    in the catalog (`Catalog.mask_boxes`), and publish decodes only the masks of an older
+    catalog, once (`RowFacts`). Decoding them at every publish took 0.1-0.19 CPU s for
+    ~400 masks, which moved a publish from 1.09x to 1.54x pyarrow's time. Releases
+    written before the column have none; readers measure their masks on load.
     """
     from datasets import ClassLabel, Features, Image, Sequence, Value
 
@@ -320,11 +321,15 @@ class RowFacts:
     process pool above) while this thread builds and writes the parquet row groups;
     `save` then stores them in one batched transaction each (`Catalog.set_hashes`,
     `Catalog.set_mask_boxes`) and the next publish reads them. Measured
-    (benchmarks/publish.py, 400 Magnetic Tile defects, 2 shared cores): see `publish`'s
-    module README numbers; hashing before writing (the previous order) cost the whole
-    hashing wall time on top of the writing. Without scipy (the `dedupe` extra) the `phash`
-    column is left empty rather than guessed, and boxes are computed here, row by row; so is an
-    unreadable image's phash (named in `errors`), and an undecodable mask's box is [].
+    (benchmarks/publish.py, 388 Magnetic Tile defects, 2 shared cores, load 1.0): the
+    first publish of such a catalog 4.44x pyarrow's wall time for the same rows (7.29x its
+    CPU; the 2-core wall floor with the hashing overlapped is 2.53x, decoding alone
+    2.1x), then 0.72x; a catalog collected with hashes and boxes 0.95x (1.54x when every
+    mask was decoded for its box). The overlap needs a free core: at load 3.4-3.8 the
+    first publish took about its CPU time in wall time, as hashing first and writing
+    after did. Without scipy (the `dedupe` extra) the `phash` column is left empty rather
+    than guessed, and boxes are computed here, row by row; an unreadable image's phash is
+    empty too (named in `errors`), and an undecodable mask's box is [] (named as well).
     """
 
     def __init__(self, catalog: Catalog, store: MediaStore, records: list[Record]):
