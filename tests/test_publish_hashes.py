@@ -95,8 +95,9 @@ def test_ingest_stores_the_box_publish_would_compute(tiles: Path, tmp_path: Path
 
 def test_facts_stream_in_processes_and_threads(tiles: Path, tmp_path: Path) -> None:
     """A process pool and threads give the same hashes (imagehash's) and boxes, in input order; bad files are named."""
-    images: list[Path | None] = sorted(tiles.rglob("*.jpg"))[:6]
-    masks: list[Path | None] = [p.with_suffix(".png") for p in images if p is not None]
+    jpgs = sorted(tiles.rglob("*.jpg"))[:6]
+    images: list[Path | None] = list(jpgs)
+    masks: list[Path | None] = [p.with_suffix(".png") for p in jpgs]
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     images[2], masks[4] = None, bad  # an item with only a mask, and one whose mask cannot be decoded
@@ -114,6 +115,7 @@ def test_facts_stream_in_processes_and_threads(tiles: Path, tmp_path: Path) -> N
     assert len(errors) == 2 and all("broken.png" in e for e in errors)
     for img, mask, p, box, good in zip(images, masks, phashes, boxes, ok):
         if good:
+            assert img is not None
             with Image.open(img) as im:
                 assert hashing.to_hex(p) == str(imagehash.phash(im)), img
         if mask is not None and mask != bad:

@@ -10,7 +10,9 @@ their order (row-major, first bit most significant) and the 16-hex-digit strings
 `imagehash`'s: `str(imagehash.phash(im)) == phash(im)` (tests/test_hashing.py proves it
 on the real images in ../shared/data). That arithmetic is `daad.core.perceptual`, which
 ingest also uses to hash each new record's image as it is collected; this module
-hashes files in batches, in threads or processes, with variants or the fast mode.
+hashes files in batches, in threads or processes, with variants or the fast mode;
+`FactsStream` hashes files and boxes masks ahead of a consumer that needs them in order
+(publish writing the rows of a catalog that stored neither).
 
 Where it runs (`hash_files`): a batch under `POOL_MIN_BYTES` of files in this process,
 in `default_threads()` threads; a bigger one in a pool of processes (one per CPU), or on
@@ -43,6 +45,23 @@ resizes once, in RGB). Rejected as not identical: one resize serving both hashes
 decoding of RGB JPEGs (below), a DCT as a matrix product A @ X @ A.T (same bits on 200
 real thumbnails, other bits on 6 of 7 flat or gradient ones, whose coefficients are
 rounding noise that `scipy.fftpack.dct` rounds its own way; the DCT is <1% of the time). `fast=True` is 0.95-1.25 ms a JPEG (3.96-4.38x imagededup in four runs), 7.8 ms a PNG (1.4x).
+
+Checked again for anything both identical and faster (Dec 2, /tmp scripts on the real
+files, load ~1.5): one shared `convert("L")` for both hashes is what `thumbnails` already
+does, and a grey PNG already decodes straight to "L" (no conversion at all). On 33 RGB
+MVTec AD PNGs (1024x1024, the media store's format) a decode costs 28-41 ms, the grey
+conversion ~1 ms, the two grey LANCZOS thumbnails 3.5-4.0 + 3.0-3.4 ms, against
+imagededup's one RGB LANCZOS to 32x32 (+ grey) at 9.2-9.6 ms: the same work within 10%,
+so per core the exact mode stays at 1.1x imagededup (1.10x on 1498 planted-copy PNGs,
+load 2.0). `Image.reduce(2)` before the LANCZOS costs 0.6-0.9 ms but gave imagehash's
+thumbnail on 0 of 40 images (so did `reducing_gap=3`), and OpenCV's PNG decoder with
+Pillow's luma formula (r*19595 + g*38470 + b*7471 + 0x8000 >> 16) gave Pillow's grey
+pixels on 300/300 grey and 33/33 RGB PNGs but was no faster on the RGB ones (27.5 vs
+27.8 ms) and 1.2-1.35x on small grey ones (decode is half their time): not worth a
+second decoder beside daad's checks. The 2x goal is for the whole call: imagededup's
+default `encode_images` is a pool of os.cpu_count() processes, daad's default
+`hash_files` threads in this process (processes above `POOL_MIN_BYTES`); both are
+printed side by side, wall and CPU, by benchmarks/dedupe.py ("default against default").
 
 Dihedral variants (`variants=True`): the hashes of the image's 8 rotations/flips, each
 exactly `imagehash` of `im.transpose(t)`, so a mirrored or rotated copy of an image is
