@@ -171,3 +171,45 @@ def test_publish_without_stored_hashes_writes_the_same_release(tiles: Path, tmp_
     table = pq.read_table(tmp_path / "old" / "hub" / "v1.0.0" / next(iter(releases["old"])), columns=["id", "phash"])
     ids, published = table.column("id").to_pylist(), table.column("phash").to_pylist()
     assert published == [hashes["old"][i][0] for i in ids]
+
+
+def test_schema_2_catalog_gains_an_empty_box_table(tmp_path: Path) -> None:
+    """A catalog of the previous schema opens with a `mask_boxes` table, empty until publish or ingest fills it."""
+    from daad.core import catalog as catalog_mod
+
+    db = sqlite3.connect(tmp_path / "catalog.sqlite")
+    for stmts in catalog_mod.MIGRATIONS[:2]:
+        for stmt in stmts:
+            db.execute(stmt)
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    cat = Catalog(tmp_path)
+    assert cat.schema_version == catalog_mod.SCHEMA_VERSION == 3
+    assert cat.mask_boxes(["ab" * 32]) == {}
+    cat.set_mask_boxes([("ab" * 32, [1, 2, 3, 4]), ("cd" * 32, [])])
+    cat.set_mask_boxes([("ab" * 32, [9, 9, 9, 9])])  # a box is the mask bytes': never replaced
+    assert cat.mask_boxes(["ab" * 32, "cd" * 32, "ef" * 32]) == {"ab" * 32: [1, 2, 3, 4], "cd" * 32: []}
+    cat.close()
+
+
+def test_publish_names_a_damaged_mask_and_goes_on(tiles: Path, tmp_path: Path) -> None:
+    """A stored mask that no longer decodes (no box stored) is one warning naming it, not a traceback; the rest publish."""
+    catalog = Catalog(tmp_path / "home")
+    store = MediaStore(catalog.home)
+    collect_dataset("magnetic_tile", tiles, catalog, store, progress=False)
+    rec = catalog.find()[0]
+    assert rec.mask_sha is not None
+    with sqlite3.connect(catalog.path) as db:
+        db.execute("DELETE FROM mask_boxes")
+    db.close()
+    path = store.mask_path(rec.mask_sha)
+    path.chmod(0o644)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n damaged")
+    result = publish(catalog, "1.0.0", tmp_path / "hub", local=True, progress=False, gated="")
+    assert result.rows == 5 * PER_TYPE
+    bad = [w for w in result.warnings if "mask not readable" in w]
+    assert len(bad) == 1 and str(path) in bad[0] and "\n" not in bad[0], result.warnings
+    boxes = catalog.mask_boxes(r.mask_sha for r in catalog.find() if r.mask_sha)
+    assert rec.mask_sha not in boxes and len(boxes) == 5 * PER_TYPE - 1  # the good ones stored, the damaged one not
+    catalog.close()
