@@ -378,7 +378,7 @@ class RowFacts:
             try:
                 box = checked_box(mask, f"mask {rec.mask_sha[:12]} of sample {rec.id[:12]}")  # no scipy, so no stream
             except BadItemError as exc:
-                if rec.id not in self._todo:  # the stream named it already
+                if self._stream is None:  # else the stream named it already
                     self.errors.append(str(exc))
                 return phash, []
         if rec.mask_sha and rec.mask_sha not in self.boxes and box is not None:
