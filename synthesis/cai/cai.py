@@ -301,7 +301,9 @@ class CAI:
         if self.threshold < 0:  # every foreground pixel differs by more than a negative T
             np.multiply(fg_u8, 255, out=out, dtype=np.uint8, casting="unsafe")
         else:
-            cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY, dst=out)
+            written = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY, dst=out)[1]
+            if written is not out:  # (cv2 hands back the array it wrote into)
+                out[...] = written
         return bool(self.median) or bool(out.any())
 
     def _inject_once(
@@ -347,7 +349,9 @@ class CAI:
         kept = result[region]
         # (A contiguous mask: cv2 copies a strided one itself, 15 against 23 us.)
         fg_u8 = np.ascontiguousarray(fg_region).view(np.uint8)
-        cv2.copyTo(np.ascontiguousarray(blended, dtype=np.uint8), fg_u8, kept)
+        written = cv2.copyTo(np.ascontiguousarray(blended, dtype=np.uint8), fg_u8, kept)
+        if written is not kept:  # (cv2 hands back the array it wrote into)
+            kept[...] = written
         mask = np.zeros(image.shape[:2], dtype=np.uint8)
         if not self._eq4(kept, tgt, fg_u8, mask[region]):
             rejected["invisible"] += 1

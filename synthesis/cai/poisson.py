@@ -64,6 +64,7 @@ import functools
 from collections import OrderedDict
 from typing import Literal
 
+import cv2
 import numpy as np
 from scipy import fft
 
@@ -385,15 +386,19 @@ def blend(
     _check(mode, mixed_rule)
     t3 = _as_3d(target)
     out = t3.copy()
-    rhs = _rhs(t3, _as_3d(source), mask, mode, mixed_rule)
-    if np.count_nonzero(rhs):  # (half the cost of rhs.any() on a small region)
-        # The ring is the target itself: only the interior is solved and rounded (what `solution` + rint gives).
-        # The target is added to the correction's own buffer (float32 + uint8: the same sum as
-        # float32(target) + correction, one array fewer); clipping by the two ufuncs np.clip
-        # calls, without its Python wrapper (the same values; per-call costs are most of a
-        # 19 x 19 region's 50 us).
-        inner = _correction(rhs)
-        inner += t3[1:-1, 1:-1]
-        np.rint(inner, out=inner)
-        out[1:-1, 1:-1] = np.minimum(np.maximum(inner, 0, out=inner), 255, out=inner)
+    # The ring is the target itself: only the interior is solved and rounded (what `solution` +
+    # rint + clip gives). No test for an all-zero rhs first: its correction is exactly zero
+    # (the transforms of zeros are zeros), so the rare no-op costs a solve and every other
+    # injection saves a pass over rhs. The target is added to the correction's own buffer
+    # (float32 + uint8: the same sum as float32(target) + correction); after clipping at 0,
+    # cv2.convertScaleAbs is rint, the clip at 255 and the cast in one call, written into
+    # `out`'s interior (round half to even like np.rint: checked on every multiple of 1/8
+    # from 0 to 300 and on random values; 60 against 87 us on 131 x 131 x 3, 131 against
+    # 213 on 200 x 200 x 3).
+    inner = _correction(_rhs(t3, _as_3d(source), mask, mode, mixed_rule))
+    inner += t3[1:-1, 1:-1]
+    dst = out[1:-1, 1:-1]
+    written = cv2.convertScaleAbs(np.maximum(inner, 0, out=inner), dst)
+    if written is not dst:  # cv2 hands back the array it was given when it wrote into it
+        dst[...] = written
     return out.reshape(target.shape)
