@@ -298,8 +298,11 @@ def _rhs(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: Mode, m
     exact_int = target.dtype == source.dtype == np.uint8
     small = np.int16 if exact_int else np.float32
     d = np.subtract(source, target, dtype=small).reshape(h, w * c)
-    m = mask if mask.dtype == bool else mask != 0
-    m = np.repeat(m.view(np.uint8), c, axis=1) if c > 1 else m.view(np.uint8)  # (h, w * c) 0/1
+    m = (mask if mask.dtype == bool else mask != 0).view(np.uint8)
+    if c == 3:  # (h, w * c) 0/1; cv2's GRAY2RGB is np.repeat's three copies, cheaper
+        m = cv2.cvtColor(m, cv2.COLOR_GRAY2RGB).reshape(h, w * c)
+    elif c > 1:
+        m = np.repeat(m, c, axis=1)
     if mode == "normal":
         gx = d[1:-1, c:] - d[1:-1, :-c]  # dx on the interior's rows, columns 0 .. w-2
         gx *= m[1:-1, :-c]
