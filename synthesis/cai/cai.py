@@ -294,8 +294,8 @@ class CAI:
     def _eq4(self, kept: np.ndarray, tgt: np.ndarray, fg_u8: np.ndarray, out: np.ndarray) -> bool:
         """Eq. 4 on the region: out = 255 where max over channels |I_sa - I_n| > T on the foreground, else 0.
 
-        Returns whether any pixel is set (False: an invisible injection, known before the
-        full-size outputs are needed, unless a median blur may still change the mask). Off
+        Returns whether the draw may be kept: any pixel set, or a median blur still to come
+        (the caller then tests the blurred mask). Off
         the foreground `kept` is the target itself, so there the difference is 0 and needs
         no masking when T >= 0. The channel maximum by cv2.split and cv2.max (10 against
         22 us on 70 x 75 x 3 for np.maximum over strided channel views), the comparison by
