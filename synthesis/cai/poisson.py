@@ -61,6 +61,7 @@ MVTec injection: mean 0.7, 99th percentile 11 grey levels inside the region).
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from typing import Literal
 
@@ -139,19 +140,23 @@ class _EigenCache:
         self.limit = limit
         self._arrays: OrderedDict[tuple[int, int, int, str], np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()
 
     def __call__(self, n: int, m: int, c: int, dtype: np.dtype) -> np.ndarray:
         key = (n, m, c, np.dtype(dtype).str)
-        hit = self._arrays.get(key)
-        if hit is not None:
-            self._arrays.move_to_end(key)
-            return hit
+        with self._lock:  # (threads may share it, as they shared the lru_cache it replaced)
+            hit = self._arrays.get(key)
+            if hit is not None:
+                self._arrays.move_to_end(key)
+                return hit
         plane = _plane_eigenvalues(n, m).astype(dtype)
         out = np.repeat(plane[..., None], c, axis=2) if c else plane  # c = 0: a 2-D array
-        self._arrays[key] = out
-        self._bytes += out.nbytes
-        while self._bytes > self.limit and len(self._arrays) > 1:
-            self._bytes -= self._arrays.popitem(last=False)[1].nbytes
+        with self._lock:
+            if key not in self._arrays:
+                self._arrays[key] = out
+                self._bytes += out.nbytes
+            while self._bytes > self.limit and len(self._arrays) > 1:
+                self._bytes -= self._arrays.popitem(last=False)[1].nbytes
         return out
 
 
