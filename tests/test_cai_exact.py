@@ -127,6 +127,37 @@ def test_right_hand_side_is_the_divergence_of_the_guidance(mode, rule):
         assert got.dtype == np.float32 and np.array_equal(got, want)
 
 
+def test_blend_is_the_rounded_clipped_solution():
+    """blend's uint8 path (int16 rhs on (h, w * c) planes, cv2's rounding) equals clip(rint(solution)) of the float path."""
+    g = np.random.default_rng(3)
+    for h, w, c in ((19, 22, 3), (40, 37, 1), (67, 71, 3), (5, 9, 3)):
+        t = g.integers(0, 256, (h, w, c), dtype=np.uint8)
+        s = np.clip(t.astype(int) + g.integers(-120, 120, (h, w, c)), 0, 255).astype(np.uint8)
+        mask = g.random((h, w)) < 0.6
+        for mode, rule in (("normal", "perez"), ("mixed", "perez"), ("mixed", "opencv")):
+            want = np.clip(np.rint(poisson.solution(t, s, mask, mode, rule)), 0, 255).astype(np.uint8)  # type: ignore[arg-type]
+            assert np.array_equal(poisson.blend(t, s, mask, mode, rule), want)  # type: ignore[arg-type]
+            assert np.array_equal(poisson.blend(t[..., 0], s[..., 0], mask, mode, rule), want[..., 0])  # type: ignore[arg-type]
+        assert np.array_equal(poisson.blend(t, t, mask), t)  # an all-zero rhs: the target itself
+
+
+def test_cv2_rounding_is_numpys():
+    """blend rounds with cv2.convertScaleAbs after clipping at 0: round half to even and the clip at 255, as np.rint + clip."""
+    x = np.repeat((np.arange(0, 8 * 300, dtype=np.float32) / np.float32(8))[:, None], 3, axis=1).reshape(1, -1, 3)
+    assert np.array_equal(cv2.convertScaleAbs(x), np.clip(np.rint(x), 0, 255).astype(np.uint8))
+
+
+def test_eigenvalue_cache_holds_the_plain_values_within_its_bytes():
+    cache = poisson._EigenCache(limit=3 * 40 * 40 * 4)
+    for n, m, c in ((5, 7, 3), (40, 40, 3), (9, 4, 0), (5, 7, 3)):
+        got = cache(n, m, c, np.dtype(np.float32))
+        ly = 2.0 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2.0
+        lx = 2.0 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1)) - 2.0
+        plane = (ly[:, None] + lx[None, :]).astype(np.float32)
+        assert np.array_equal(got, np.repeat(plane[..., None], c, axis=2) if c else plane)
+        assert cache._bytes <= cache.limit or len(cache._arrays) == 1
+
+
 def _digests(patterns: list[Pattern], targets: list[tuple[str, np.ndarray]]) -> dict[str, str]:
     out = {}
     for mode, rule in (("normal", "perez"), ("mixed", "perez"), ("mixed", "opencv")):
