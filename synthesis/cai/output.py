@@ -211,6 +211,9 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
         else:
             todo.append(i)
     journal.start({targets[i].key: r[0] for i, r in enumerate(results) if r is not None})
+    pool = getattr(cai, "pool", None)
+    if todo and hasattr(pool, "prefetch") and isinstance(engine, LocalEngine) and (engine.workers <= 1 or len(todo) <= 1):
+        pool.prefetch(len(todo) * getattr(cai, "per_image", 1))  # targets run here: decode their patterns on the idle core
     finished: dict[str, list[dict[str, Any]]] = {}  # computed, not yet journalled: the journal never claims a file still being written
 
     def journal_whole(keys: list[str]) -> None:  # the targets whose files the writer says are whole
@@ -236,6 +239,8 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
             journal_whole(writer.wait())
         finally:
             journal.close()
+            if hasattr(pool, "stop_prefetch"):
+                pool.stop_prefetch()
     remove_stale_temps([out / "normal", out / "abnormal", out / "mask"])  # left by a worker killed mid-write
     for r in results:
         if r is None:
