@@ -25,6 +25,7 @@ import numpy as np
 
 from daad.core import taxonomy
 from daad.core.errors import DaadError
+from daad.core.images import plain_png_array
 from daad.core.locations import folder_or_hub_id
 from daad.core.mask_box import bbox, mask_array, side
 from daad.release.format import config_name, published_folder
@@ -101,6 +102,13 @@ def _mask_array(cell: dict[str, Any]) -> np.ndarray:
     """A mask cell as bool (H, W), >= 128 of its grey values (`daad.core.mask_box.mask_array`, the rule publish used for `mask_box`)."""
     data = cell.get("bytes")
     return mask_array(Path(cell["path"]).read_bytes() if data is None else data)
+
+
+def _image_array(cell: dict[str, Any]) -> np.ndarray:
+    """An image cell as uint8 RGB or L: a plain PNG (what publish writes) by cv2, anything else as `datasets` decodes it."""
+    data = cell.get("bytes")
+    plain = plain_png_array(data) if data is not None else None
+    return plain if plain is not None else _to_array(_open(cell))
 
 
 def _to_array(im: Any) -> np.ndarray:
@@ -204,7 +212,7 @@ class PublishedPool:
         """Pattern `i` decoded and cropped (no cache): outside the lock, so two threads decode at once (PIL and cv2 release the GIL)."""
         with self._lock:
             image_cell, mask_cell = self.dataset.cells(int(i))
-        image = _to_array(_open(image_cell))
+        image = _image_array(image_cell)
         mask = _mask_array(mask_cell)
         if mask.shape != image.shape[:2]:
             raise ValueError(f"DAAD sample {self.ids[i]}: mask {mask.shape} and image {image.shape[:2]} differ in size")
