@@ -1,4 +1,4 @@
-"""PublishedPool's own decoding (Arrow cells, cv2 for 8-bit grey PNG masks) gives what PIL gave, on real files."""
+"""The synthesis side's own decoding (Arrow cells, cv2 for plain PNGs and grey masks, patterns and targets decoded in background threads) gives what PIL gives, on real files."""
 
 from __future__ import annotations
 
@@ -165,3 +165,21 @@ def test_prefetch_fills_the_cache_with_the_same_patterns_bounded_and_stops(real_
     assert list(stopped._cache) == [0]  # the decode under way finished, no other started
     stopped.stop_prefetch()
     assert stopped._prefetcher is None
+
+
+def test_read_ahead_gives_the_targets_as_read_now_in_any_order(shared_data, tmp_path):
+    from daad.synthesis.cai.output import ReadAhead, _read_target
+
+    files = sorted((shared_data / "mvtec_ad").glob("*/test/good/*.png"))[:3]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    paths = [files[0], bad, *files[1:]]
+    ahead = ReadAhead(paths, 64)
+    assert np.array_equal(ahead.read(files[0]), _read_target(files[0], 64))
+    with pytest.raises(Exception) as raised:  # the decode error of the thread is the one `_one_target` reports
+        ahead.read(bad)
+    with pytest.raises(type(raised.value)):
+        _read_target(bad, 64)
+    assert np.array_equal(ahead.read(files[2]), _read_target(files[2], 64))  # out of line: decoded now
+    assert np.array_equal(ahead.read(files[1]), _read_target(files[1], 64))
+    ahead.close()

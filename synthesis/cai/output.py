@@ -152,7 +152,7 @@ class ReadAhead:
             _, job = self._ahead.popleft()
             self._submit()
             return job.result()
-        return _read_target(path, size)
+        return _read_target(path, self._size)
 
     def close(self) -> None:
         self._ahead.clear()
@@ -254,7 +254,7 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
         else:
             todo.append(i)
     journal.start({targets[i].key: r[0] for i, r in enumerate(results) if r is not None})
-    pool = getattr(cai, "pool", None)
+    pool: Any = getattr(cai, "pool", None)
     here = isinstance(engine, LocalEngine) and (engine.workers <= 1 or len(todo) <= 1)  # the targets run in this process
     if here and todo and hasattr(pool, "prefetch"):
         pool.prefetch(len(todo) * getattr(cai, "per_image", 1))  # decode the patterns they will draw on the idle core
