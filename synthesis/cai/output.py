@@ -29,7 +29,11 @@ killed run re-does it. A worker process or Ray actor still waits before its rows
 back. Why: profiled on the 100 targets of `benchmarks/cai.py --cli 100`, the driver spent
 2.0 s of its 6.2 s in that per-target wait and 1.0 s more blocked on the writer's short
 queue; with both gone (and the fixed PNG filters), `run` went from 2.29x to 1.71x the bare
-CAI calls, the old and new code interleaved at load 6-8 (see the README).
+CAI calls, the old and new code interleaved at load 6-8 (see the README). There, too,
+the work a fresh process does that a warm library does not is moved off the computing
+thread: the patterns the run will draw are decoded in the background from the start
+(`PublishedPool.prefetch`), and each target is decoded while the one before it is
+computed (`ReadAhead`); neither changes a pixel or which pattern is drawn.
 """
 
 from __future__ import annotations
@@ -233,7 +237,8 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     to encode than 6 (PIL's, the bytes of versions before 1 became the default) with files
     about as large (see `daad.synthesis.folder`); the pixels never depend on it, so it is
     not one of the recorded settings. In this process, the next target is computed while
-    the last one's files are encoded; a target is journalled once its files are whole.
+    the last one's files are encoded (and decoded while the last one is computed, with the
+    patterns the run will draw); a target is journalled once its files are whole.
     """
     out = Path(out_dir).expanduser()
     recorded = {**settings_of(cai), **(settings or {})}
