@@ -2,7 +2,7 @@
 
     python benchmarks/cai.py                      # images/s at 256, 512, 1024, Normal and Mixed (--repeat rounds, default 5)
     python benchmarks/cai.py --threshold-study    # IoU of bin(I_d, T) with the injected pattern, per T
-    python benchmarks/cai.py --cli 113            # `daad synthesize` end to end against the library, 113 targets
+    python benchmarks/cai.py --cli 113            # `daad synthesize` end to end against the library, 113 targets (--tmp DIR: where it writes)
     python benchmarks/cai.py --startup            # a fresh process's start-up: datasets vs the pyarrow reader
 
 Real data from ../shared/data (or DAAD_SHARED_DATA): patterns are the MVTec AD
@@ -336,7 +336,23 @@ def startup(data: Path, repeat: int) -> None:
             print(f"  {label:40}{cells}   {base / med['whole process']:.2f}x")
 
 
-def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) -> None:
+def create_ms(folder: Path, n: int = 500) -> float:
+    """Wall ms to create (and write 1 KB to) one new file in `folder`, the mean over `n` (left there: deleting them would slow the next).
+
+    Printed with the CLI rows because it swings 20x on this machine's ext4 (no journal,
+    so the kernel scans for recently deleted inodes on every create): 0.03-0.06 ms in
+    most folders, 0.86 ms in one beside other sessions' mass deletes (measured with the
+    same 2,000 creates in five folders), and the writer creates 2,100 files per 100 targets.
+    """
+    where = folder / "create-probe"
+    where.mkdir()
+    start = time.perf_counter()
+    for i in range(n):
+        (where / f"{i}.tmp").write_bytes(b"x" * 1024)
+    return 1000 * (time.perf_counter() - start) / n
+
+
+def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3, tmp_dir: str | None = None) -> None:
     """Seconds of `daad synthesize` (a fresh process: imports, release loading, pool, CAI, Folder writer)
     against the library's CAI calls on the same targets and pool (compute only), and against the
     library's `output.run` (compute + the same writer), warm in this process and (with one
@@ -359,7 +375,7 @@ def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) ->
     from daad.synthesis.cai.output import find_targets, run
     from daad.synthesis.cai.patterns import PublishedPool, open_published
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
         root = Path(tmp)
         bench_release(data, root)
         n = cli_targets(data, root / "targets", n_targets)
@@ -404,7 +420,7 @@ def cli_vs_library(data: Path, n_targets: int, workers: int, repeat: int = 3) ->
         med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
         print(f"CLI vs library: {n} targets x 10 = {images} pseudo anomalies at 256 px, {len(ds)} patterns "
               f"[exclude_mvtec_ad], {os.cpu_count()} CPU cores, --workers {workers}; medians of {repeat} interleaved runs, "
-              f"load {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
+              f"load {load_before:.1f} -> {os.getloadavg()[0]:.1f}; creating a file in {root.parent}: {create_ms(root):.2f} ms")
         lib_w, lib_c = med["lib"]
         rows = [("library, CAI calls only (load + inject)", "lib"), ("library, output.run (CAI + Folder writer)", "run"),
                 ("output.run in a fresh process (cold pool)", "cold"), ("daad synthesize (default: --png-level 1)", "cli"),
@@ -425,6 +441,7 @@ def main() -> None:
     ap.add_argument("--cli", type=int, default=0, metavar="N", help="time `daad synthesize` on N targets against the library")
     ap.add_argument("--workers", type=int, default=1, help="with --cli: processes (default 1)")
     ap.add_argument("--repeat", type=int, default=0, help="interleaved rounds, medians printed (default 5; with --cli/--startup 3)")
+    ap.add_argument("--tmp", default=None, metavar="DIR", help="with --cli: where its temporary folder goes (default: the system's)")
     ap.add_argument("--startup", action="store_true", help="time a fresh process's start-up phases: datasets vs pyarrow reader")
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -433,7 +450,7 @@ def main() -> None:
         startup(DATA, args.repeat or 3)
         return
     if args.cli:
-        cli_vs_library(DATA, args.cli, args.workers, args.repeat or 3)
+        cli_vs_library(DATA, args.cli, args.workers, args.repeat or 3, args.tmp)
         return
     patterns = real_patterns(DATA)
     if args.threshold_study:
