@@ -450,7 +450,7 @@ def main() -> None:
         startup(DATA, args.repeat or 3)
         return
     if args.cli:
-        cli_vs_library(DATA, args.cli, args.workers, args.repeat or 3, args.tmp)
+        cli_vs_library(DATA, args.cli, args.workers, args.repeat or 3, args.tmp and str(Path(args.tmp).expanduser()))
         return
     patterns = real_patterns(DATA)
     if args.threshold_study:
