@@ -88,8 +88,6 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     click.echo(f"DAAD {path} [{config}]: {len(ds)} anomalies; {len(target_list)} targets; "
                f"{sum(quota)} per target ({quota[0]}/{quota[1]}/{quota[2]} large/medium/small), mode {mode}, seed {seed}")
     pool = PublishedPool(ds, progress=not quiet)
-    if engine_name == "local" and (workers or 1) == 1:
-        pool.prefetch(len(target_list) * sum(quota))  # from now: the patterns decode while CAI and the writer set up
     _one_cv2_thread()
     try:
         cai = CAI(pool, mode=mode, quota=quota, foreground=foreground, rembg_model=rembg_model, size=size,
@@ -105,7 +103,6 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     except DaadError as exc:  # FolderInUseError: --out made with other settings; engine errors
         raise click.ClickException(str(exc)) from None
     finally:
-        pool.stop_prefetch()
         engine.close()
     click.echo(report.summary())
     if report.images == 0:
