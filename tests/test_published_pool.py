@@ -1,4 +1,4 @@
-"""PublishedPool's own decoding (Arrow cells, cv2 for 8-bit grey PNG masks) gives what PIL gave, on real files."""
+"""The synthesis side's own decoding (Arrow cells, cv2 for plain PNGs and grey masks, patterns and targets decoded in background threads) gives what PIL gives, on real files."""
 
 from __future__ import annotations
 
@@ -80,3 +80,106 @@ def test_pool_sides_patterns_and_a_byte_bounded_cache(real_pairs, monkeypatch):
         small.get(k)
         assert small._cached_bytes <= one or len(small._cache) == 1  # over budget only when one crop alone exceeds it
     assert 1 <= len(small._cache) < len(real_pairs)
+
+
+def _real_images(shared_data: Path) -> list[Path]:
+    """A few real files of each dataset in ../shared/data: MVTec AD PNGs, Magnetic Tile, DeepPCB, CrackForest, NEU-DET, glass JPGs and PNGs."""
+    files: list[Path] = []
+    for pattern in ("mvtec_ad/*/test/*/*.png", "mvtec_ad/*/ground_truth/*/*.png", "magnetic_tile/MT_*/Imgs/*.jpg",
+                    "magnetic_tile/MT_*/Imgs/*.png", "deeppcb/**/*.jpg", "crackforest/**/*.jpg", "crackforest/**/*.png",
+                    "neu_det/**/*.jpg", "glass_industrial/**/*.png", "glass_industrial/**/*.jpg"):
+        files += sorted(shared_data.glob(pattern))[:4]
+    return files
+
+
+def test_plain_pngs_decode_to_pils_pixels_and_nothing_else_is_taken(shared_data):
+    from daad.core.images import plain_png_array
+
+    files = _real_images(shared_data)
+    if len(files) < 10:
+        pytest.skip("too few real images in ../shared/data")
+    plain = 0
+    for f in files:
+        im = Image.open(f)
+        im.load()
+        for mode in ("L", "RGB"):
+            data = _png(im.convert(mode))  # what `daad publish` stores: PIL's PNG, no metadata
+            got = plain_png_array(data)
+            assert got is not None, f.name
+            assert got.dtype == np.uint8 and np.array_equal(got, np.asarray(Image.open(io.BytesIO(data)))), (f.name, mode)
+            plain += 1
+        if f.suffix == ".png":  # the publisher's own file: taken only when plain, and then PIL's pixels
+            data = f.read_bytes()
+            got = plain_png_array(data)
+            if got is not None:
+                assert np.array_equal(got, np.asarray(Image.open(io.BytesIO(data)))), f.name
+        grey = im.convert("L")
+        refused = [_png(grey.convert("P")), _png(grey.convert("RGBA")), _png(grey.convert("LA")), _png(grey.convert("I;16")),
+                   f.read_bytes() if f.suffix == ".jpg" else b""]
+        buf = io.BytesIO()
+        grey.save(buf, format="PNG", transparency=0)  # a tRNS chunk: libpng would add alpha
+        refused.append(buf.getvalue())
+        for data in refused:
+            assert plain_png_array(data) is None, f.name
+    assert plain >= 20
+
+
+def test_prefetch_fills_the_cache_with_the_same_patterns_bounded_and_stops(real_pairs):
+    import pickle
+
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "mask": datasets.Image(), "id": datasets.Value("string"),
+                                  "origin": datasets.Value("string"), "anomaly_class": datasets.ClassLabel(names=["crack"])})
+    rows = {"image": [{"bytes": _png(Image.open(i).convert("L")), "path": None} for i, _ in real_pairs],
+            "mask": [{"bytes": m.read_bytes(), "path": None} for _, m in real_pairs],
+            "id": [f"id{i:02d}" for i in range(len(real_pairs))], "origin": ["magnetic_tile"] * len(real_pairs),
+            "anomaly_class": [0] * len(real_pairs)}
+    ds = datasets.Dataset.from_dict(rows, features=features)
+    cold = patterns.PublishedPool(ds)
+    warm = patterns.PublishedPool(ds)
+    warm.prefetch(3)  # at most the 3 a short run would draw, never the whole pool
+    warm.prefetch(3)  # a second call while one runs starts nothing
+    warm._prefetcher.join()  # type: ignore[union-attr]
+    assert len(warm._cache) == 3
+    warm.prefetch()
+    warm._prefetcher.join()  # type: ignore[union-attr]
+    assert len(warm._cache) == len(real_pairs)
+    for k in range(len(real_pairs)):
+        a, b = cold.get(k), warm.get(k)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask) and a.id == b.id
+    again = pickle.loads(pickle.dumps(warm))  # a worker's copy: no cache, no thread, a lock of its own
+    assert len(again._cache) == 0 and again._prefetcher is None
+    assert np.array_equal(again.get(1).image, cold.get(1).image)
+    stopped = patterns.PublishedPool(ds)
+    decode = stopped._decode
+
+    def decode_then_stop(i: int) -> patterns.Pattern:  # Ctrl-C arrives while the first pattern decodes
+        got = decode(i)
+        stopped._stop.set()
+        return got
+
+    stopped._decode = decode_then_stop  # type: ignore[method-assign]
+    stopped.prefetch()
+    stopped._prefetcher.join()  # type: ignore[union-attr]
+    assert list(stopped._cache) == [0]  # the decode under way finished, no other started
+    stopped.stop_prefetch()
+    assert stopped._prefetcher is None
+
+
+def test_read_ahead_gives_the_targets_as_read_now_in_any_order(shared_data, tmp_path):
+    from daad.synthesis.cai.output import ReadAhead, _read_target
+
+    files = sorted((shared_data / "mvtec_ad").glob("*/test/good/*.png"))[:3]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    paths = [files[0], bad, *files[1:]]
+    ahead = ReadAhead(paths, 64)
+    assert np.array_equal(ahead.read(files[0]), _read_target(files[0], 64))
+    with pytest.raises(Exception) as raised:  # the decode error of the thread is the one `_one_target` reports
+        ahead.read(bad)
+    with pytest.raises(type(raised.value)):
+        _read_target(bad, 64)
+    assert np.array_equal(ahead.read(files[2]), _read_target(files[2], 64))  # out of line: decoded now
+    assert np.array_equal(ahead.read(files[1]), _read_target(files[1], 64))
+    ahead.close()

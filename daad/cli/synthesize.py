@@ -88,6 +88,7 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     click.echo(f"DAAD {path} [{config}]: {len(ds)} anomalies; {len(target_list)} targets; "
                f"{sum(quota)} per target ({quota[0]}/{quota[1]}/{quota[2]} large/medium/small), mode {mode}, seed {seed}")
     pool = PublishedPool(ds, progress=not quiet)
+    _one_cv2_thread()
     try:
         cai = CAI(pool, mode=mode, quota=quota, foreground=foreground, rembg_model=rembg_model, size=size,
                   threshold=DEFAULT_THRESHOLD if threshold is None else threshold, seed=seed, mixed_rule=mixed_rule)
@@ -106,6 +107,19 @@ def synthesize(dataset: str, exclude: str | None, targets: str, out_dir: str, pe
     click.echo(report.summary())
     if report.images == 0:
         raise click.ClickException("no pseudo anomaly was written")
+
+
+def _one_cv2_thread() -> None:
+    """cv2 at one thread in this process: its thread pool spun on the second core, which the writer's PNG encoding needs.
+
+    strace -f -c of one `daad synthesize` of `benchmarks/cai.py --cli 100`: 174k
+    sched_yield and 98k futex calls with cv2's default pool, none and 14k with one thread
+    (OPENBLAS_NUM_THREADS=1 changed neither: cv2's CAI calls use no BLAS). At 256 px a
+    cv2 call is too short to split. Worker processes and Ray actors keep their own setting.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def register(group: click.Group) -> None:

@@ -29,7 +29,11 @@ killed run re-does it. A worker process or Ray actor still waits before its rows
 back. Why: profiled on the 100 targets of `benchmarks/cai.py --cli 100`, the driver spent
 2.0 s of its 6.2 s in that per-target wait and 1.0 s more blocked on the writer's short
 queue; with both gone (and the fixed PNG filters), `run` went from 2.29x to 1.71x the bare
-CAI calls, the old and new code interleaved at load 6-8 (see the README).
+CAI calls, the old and new code interleaved at load 6-8 (see the README). There, too,
+the work a fresh process does that a warm library does not is moved off the computing
+thread: the patterns the run will draw are decoded in the background from the start
+(`PublishedPool.prefetch`), and each target is decoded while the one before it is
+computed (`ReadAhead`); neither changes a pixel or which pattern is drawn.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,13 +119,55 @@ class Report:
         return "\n".join(lines)
 
 
-def _one_target(state: tuple[Any, FolderWriter], target: Target) -> tuple[list[dict[str, Any]], str]:
+def _read_target(path: Path, size: int) -> np.ndarray:
+    """A target decoded (`load_image`: checked, EXIF-oriented, RGB or L) and resized to the working size."""
+    # Resized once: the synthesiser's own resize of an image already at its size is free (0.4 ms per
+    # image at 256 px from a 900 px MVTec target was spent resizing it a second time for normal/).
+    return resize_target(np.asarray(load_image(path)), size)
+
+
+class ReadAhead:
+    """The targets of an in-process run decoded `depth` ahead, in one background thread.
+
+    Why: decoding a 900 px PNG target is ~8 ms (0.8 s of the 100 targets of `benchmarks/cai.py
+    --cli 100`), on the thread that computes CAI, while PIL and cv2 release the GIL; in a
+    thread it overlaps the previous target's CAI. The same function decodes the same file,
+    so the arrays (and errors: `read` raises what `_read_target` raised) are the same.
+    Bounded: `depth` targets held (2 x 2.4 MB at 900 px RGB); `close` cancels the rest and
+    waits for the one decode under way (Ctrl-C, a failed write).
+    """
+
+    def __init__(self, paths: list[Path], size: int, depth: int = 2):
+        self._paths, self._size, self._next = paths, size, 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-reader")
+        self._ahead: deque[tuple[Path, Future]] = deque()
+        for _ in range(depth):
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._next < len(self._paths):
+            path = self._paths[self._next]
+            self._next += 1
+            self._ahead.append((path, self._pool.submit(_read_target, path, self._size)))
+
+    def read(self, path: Path) -> np.ndarray:
+        """Target `path` at the working size: the one decoded ahead when it is next in line, else decoded now."""
+        if self._ahead and self._ahead[0][0] == path:
+            _, job = self._ahead.popleft()
+            self._submit()
+            return job.result()
+        return _read_target(path, self._size)
+
+    def close(self) -> None:
+        self._ahead.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _one_target(state: tuple[Any, FolderWriter, ReadAhead | None], target: Target) -> tuple[list[dict[str, Any]], str]:
     """Inject into one target and write its files (on disk before the rows go back); its manifest rows, or an error line."""
-    cai, writer = state
+    cai, writer, ahead = state
     try:
-        # Resized once: the synthesiser's own resize of an image already at its size is free (0.4 ms per
-        # image at 256 px from a 900 px MVTec target was spent resizing it a second time for normal/).
-        image = resize_target(np.asarray(load_image(target.path)), cai.size)
+        image = ahead.read(target.path) if ahead is not None else _read_target(target.path, cai.size)
         injections = cai(image, key=target.key)
     except BadItemError as exc:
         return [], f"{target.path}: {exc.reason}"
@@ -190,7 +237,8 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     to encode than 6 (PIL's, the bytes of versions before 1 became the default) with files
     about as large (see `daad.synthesis.folder`); the pixels never depend on it, so it is
     not one of the recorded settings. In this process, the next target is computed while
-    the last one's files are encoded; a target is journalled once its files are whole.
+    the last one's files are encoded (and decoded while the last one is computed, with the
+    patterns the run will draw); a target is journalled once its files are whole.
     """
     out = Path(out_dir).expanduser()
     recorded = {**settings_of(cai), **(settings or {})}
@@ -211,6 +259,11 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
         else:
             todo.append(i)
     journal.start({targets[i].key: r[0] for i, r in enumerate(results) if r is not None})
+    pool: Any = getattr(cai, "pool", None)
+    here = isinstance(engine, LocalEngine) and (engine.workers <= 1 or len(todo) <= 1)  # the targets run in this process
+    if here and todo and hasattr(pool, "prefetch"):
+        pool.prefetch(len(todo) * getattr(cai, "per_image", 1))  # decode the patterns they will draw on the idle core
+    ahead = ReadAhead([targets[i].path for i in todo], cai.size) if here and todo else None
     finished: dict[str, list[dict[str, Any]]] = {}  # computed, not yet journalled: the journal never claims a file still being written
 
     def journal_whole(keys: list[str]) -> None:  # the targets whose files the writer says are whole
@@ -221,7 +274,7 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     with tqdm(total=len(targets), initial=len(targets) - len(todo), desc=f"CAI-{cai.mode[0].upper()}", unit="target",
               disable=not progress) as bar:
         try:
-            for j, (rows, error) in engine.imap(_one_target, [targets[i] for i in todo], setup=Given((cai, writer))):
+            for j, (rows, error) in engine.imap(_one_target, [targets[i] for i in todo], setup=Given((cai, writer, ahead))):
                 results[todo[j]] = (rows, error)
                 writer.add(rows)  # the rows of a worker's writer (in this process: already there, replaced by file)
                 if error:
@@ -236,6 +289,10 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
             journal_whole(writer.wait())
         finally:
             journal.close()
+            if hasattr(pool, "stop_prefetch"):
+                pool.stop_prefetch()
+            if ahead is not None:
+                ahead.close()
     remove_stale_temps([out / "normal", out / "abnormal", out / "mask"])  # left by a worker killed mid-write
     for r in results:
         if r is None:
