@@ -390,32 +390,30 @@ class Catalog:
         with self.transaction():
             now = _now()
             updates, events = [], []
-            for s in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-                part = ids[s : s + 500]
-                rows = self._db.execute(f"SELECT * FROM samples WHERE id IN ({', '.join('?' * len(part))})", part).fetchall()
-                for row in rows:
-                    p, d = want[row["id"]]
-                    changed = {k: v for k, v in (("phash", p), ("dhash", d)) if row[k] != v}
-                    if not changed:
-                        continue
-                    rec = _from_row(row)
-                    updates.append((p, d, now, rec.id))
-                    events += [(rec.id, k, json.dumps(row[k]), json.dumps(v), who, now) for k, v in changed.items()]
-                    rec.phash, rec.dhash, rec.updated_at = p, d, now
-                    out[rec.id] = rec
+            for row in self._rows_in("SELECT * FROM samples WHERE id", ids):
+                p, d = want[row["id"]]
+                changed = {k: v for k, v in (("phash", p), ("dhash", d)) if row[k] != v}
+                if not changed:
+                    continue
+                rec = _from_row(row)
+                updates.append((p, d, now, rec.id))
+                events += [(rec.id, k, json.dumps(row[k]), json.dumps(v), who, now) for k, v in changed.items()]
+                rec.phash, rec.dhash, rec.updated_at = p, d, now
+                out[rec.id] = rec
             self._db.executemany("UPDATE samples SET phash = ?, dhash = ?, updated_at = ? WHERE id = ?", updates)
             self._db.executemany("INSERT INTO events (sample_id, field, old, new, who, at) VALUES (?, ?, ?, ?, ?, ?)", events)
         return out
 
+    def _rows_in(self, select: str, values: list[str]) -> Iterator[sqlite3.Row]:
+        """The rows of `select` + " IN (values)", queried 500 values at a time (under SQLite's bound-parameter limit)."""
+        for s in range(0, len(values), 500):
+            part = values[s : s + 500]
+            yield from self._db.execute(f"{select} IN ({', '.join('?' * len(part))})", part).fetchall()
+
     def mask_boxes(self, mask_shas: Iterable[str]) -> dict[str, list[int]]:
         """The stored boxes of these masks, by sha (masks with none stored yet are left out)."""
-        shas = list(dict.fromkeys(mask_shas))
-        out: dict[str, list[int]] = {}
-        for s in range(0, len(shas), 500):  # under SQLite's bound-parameter limit
-            part = shas[s : s + 500]
-            rows = self._db.execute(f"SELECT mask_sha, box FROM mask_boxes WHERE mask_sha IN ({', '.join('?' * len(part))})", part)
-            out.update((r[0], json.loads(r[1])) for r in rows)
-        return out
+        rows = self._rows_in("SELECT mask_sha, box FROM mask_boxes WHERE mask_sha", list(dict.fromkeys(mask_shas)))
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     def set_mask_boxes(self, boxes: Iterable[tuple[str, list[int]]]) -> None:
         """Store (mask sha, box) pairs in one transaction; a box already stored stays (same bytes, same box).
