@@ -72,31 +72,6 @@ def test_hole_filling_and_largest_component_equal_the_labelling():
         assert np.array_equal(foreground._largest_component(m), _largest_by_stats(m))
 
 
-def test_in_place_median_is_numpys(shared_data):
-    """foreground._median gives np.median's value and dtype: random float32 arrays of odd and even
-    sizes (ties included), and the object, background and border distances of real targets."""
-    g = np.random.default_rng(4)
-    arrays = []
-    for i in range(600):
-        n = int(g.integers(1, 3000))
-        a = np.sqrt(g.integers(0, 200_000, n)).astype(np.float32) if i % 2 else (g.random(n) * 300).astype(np.float32)
-        arrays.append(np.round(a) if i % 3 == 0 else a)
-    otsu = foreground.OtsuForeground()
-    files = sorted((shared_data / "mvtec_ad").glob("*/test/good/*.png"))[::4] + sorted((shared_data / "magnetic_tile" / "MT_Free" / "Imgs").glob("*.jpg"))[:3]
-    assert files, "no real targets"
-    for f in files:
-        image = cv2.resize(np.asarray(load_image(f)), (256, 256), interpolation=cv2.INTER_AREA)
-        dist, _ = otsu.distance(image)
-        mask = otsu.segment(dist)
-        arrays += [dist[mask], dist[~mask], foreground._border(dist, 4)]
-    for a in arrays:
-        if a.size == 0:
-            continue
-        want = np.median(a)
-        got = foreground._median(a.copy())
-        assert got == want and got.dtype == want.dtype
-
-
 def _padded_resize(pattern: Pattern, side: int, ring: int = 1):
     """resize_pattern with np.pad, as it was written before cv2.copyMakeBorder."""
     f = side / pattern.side

@@ -57,24 +57,6 @@ def _border(a: np.ndarray, width: int) -> np.ndarray:
                            a[:, :width].reshape(-1, *a.shape[2:]), a[:, -width:].reshape(-1, *a.shape[2:])])
 
 
-def _median(values: np.ndarray) -> np.floating:
-    """np.median of a fresh 1-D array, partitioned in place (its contents are reordered).
-
-    The same value and dtype as np.median (its mean of the one or two middle elements,
-    checked on 3000 random and every real target's arrays), without np.median's copy and
-    NaN scan: the distances are square roots of non-negative sums, never NaN. On the 41k
-    object and 24k background distances of a 256 px MVTec AD bottle: 220 and 122 against
-    270 and 147 us.
-    """
-    n = values.size
-    k = n // 2
-    if n % 2:
-        values.partition(k)
-        return values[k : k + 1].mean()
-    values.partition([k - 1, k])
-    return values[k - 1 : k + 1].mean()
-
-
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Set every background region that does not touch the image border to foreground.
 
@@ -132,8 +114,8 @@ class OtsuForeground:
             dist = d if dist is None else dist + d
         assert dist is not None
         dist = np.sqrt(dist, out=dist)
-        border_dist = _border(dist, width)  # a new array: _median may reorder it
-        spread = float(_median(np.abs(border_dist - _median(border_dist))))
+        border_dist = _border(dist, width)
+        spread = float(np.median(np.abs(border_dist - np.median(border_dist))))
         return dist, spread
 
     def segment(self, dist: np.ndarray) -> np.ndarray:
@@ -204,7 +186,7 @@ def looks_like_object(image: np.ndarray, otsu: OtsuForeground | None = None) -> 
     frac = np.count_nonzero(mask) / mask.size  # the float64 mean, without a float copy of the mask
     if not (OBJECT_FRACTION[0] <= frac <= OBJECT_FRACTION[1]):
         return False, None
-    contrast = float(_median(dist[mask]) - _median(dist[~mask]))  # (boolean indexing copies)
+    contrast = float(np.median(dist[mask]) - np.median(dist[~mask]))
     contact = float(_border(mask, 1).mean())
     if contrast < MIN_OBJECT_CONTRAST or contact > MAX_BORDER_CONTACT:
         return False, None
