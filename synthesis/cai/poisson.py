@@ -406,14 +406,15 @@ def _rhs_small(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: M
     start = wc + c  # the first interior pixel
     count = (h - 3) * wc + (w - 2) * c  # from the first interior element to the last
     m = _repeated_mask(mask, c)
+    sf, tf = source.astype(_F32), target.astype(_F32)  # cheaper than a ufunc's dtype= (1 against 2.5 us each)
     if mode == "normal":
-        d = np.subtract(source, target, dtype=_F32)
+        d = np.subtract(sf, tf)
         g = np.ndarray((2, span), _F32, d, 4 * c, (4 * (wc - c), 4)) - np.ndarray((2, span), _F32, d, 0, (0, 4))
         use = m
     else:
         ds = np.empty((2, h, w, c), _F32)  # D and S, one buffer: one gradient call for both
-        np.subtract(source, target, out=ds[0], dtype=_F32)
-        np.add(source, target, out=ds[1], dtype=_F32)
+        np.subtract(sf, tf, out=ds[0])
+        np.add(sf, tf, out=ds[1])
         g4 = np.ndarray((2, 2, span), _F32, ds, 4 * c, (4 * n, 4 * (wc - c), 4)) - np.ndarray((2, 2, span), _F32, ds, 0, (4 * n, 0, 4))
         g = g4[0]
         if mixed_rule == "perez":
