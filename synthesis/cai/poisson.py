@@ -38,8 +38,9 @@ once per injection (Normal mode: one gradient, of source - target, since v - ∇
 CAI's 16-32 px patches) are where cv2 was closest, because there each numpy call's fixed
 cost (1-2.5 us) is most of the work: their right-hand side is computed in fewer calls
 (`_rhs_small`: the same float32 values) and the transforms are called without
-`_correction`'s checks; the 16 x 16 patch of `benchmarks/poisson.py` went from 67 to 57
-us (Normal) and from 86 to 66 us (Mixed) in one interleaved run. Speed against
+`_correction`'s checks; the 16 x 16 patch of `benchmarks/poisson.py` went from 66 to 58
+us (Normal) and from 93 to 73 us (Mixed) in one interleaved run against the previous
+version (load 4; cv2: 205-215 us). Speed against
 cv2.seamlessClone on the same regions: `python benchmarks/cai.py` (whole CAI) and
 `python benchmarks/poisson.py` (the injection step alone, every patch size at 256, 512
 and 1024; README, CAI speed).
@@ -394,10 +395,11 @@ def _rhs_small(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: M
       |a + b| > |a - b| is a b > 0. The products are at most 1020 * 510: exact.
     * The masked G, and the divergence G0[k] - G0[k - c] + G1[k] - G1[k - wc] in two calls.
 
-    Measured against `_rhs` on random 19 x 19 x 3 regions (one core, best of 5): 21 against
-    25 us (Normal), 29 against 44 us (Mixed, Pérez), 28 against 35 us (Mixed, OpenCV); at
-    67 x 67 it is slower in Normal mode (29 against 25 us) and stacked views over 100 px
-    fall off numpy's fast loops (10x slower): hence `SMALL_REGION`.
+    Measured against `_rhs` on random 19 x 19 x 3 regions (best of 5, load ~3): 18 against
+    21 us (Normal), 28 against 60 us (Mixed, Pérez), 32 against 40 us (Mixed, OpenCV); 35
+    x 35: 28/28, 39/56, 37/42 us; at 67 x 67 it is slower in Normal mode (43 against 40
+    us) and in OpenCV's rule, and stacked views of 100 px regions fell off numpy's fast
+    loops in an earlier form (10x slower): hence `SMALL_REGION`.
     """
     h, w, c = target.shape
     wc = w * c
