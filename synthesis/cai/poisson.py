@@ -35,7 +35,7 @@ gradient, so only the Dirichlet ring moves outwards (tests/test_poisson.py check
 discrete equation and the ring on a grown region). The target's gradient is computed
 once per injection (Normal mode: one gradient, of source - target, since v - ∇t =
 ∇(s - t) on the mask), and the eigenvalues are cached per size. Small regions (at most `SMALL_REGION` pixels:
-CAI's 16-32 px patches) are where cv2 was closest, because there each numpy call's fixed
+CAI's patches up to ~36 px) are where cv2 was closest, because there each numpy call's fixed
 cost (1-2.5 us) is most of the work: their right-hand side is computed in fewer calls
 (`_rhs_small`: the same float32 values) and the transforms are called without
 `_correction`'s checks; the 16 x 16 patch of `benchmarks/poisson.py` went from 66 to 58
@@ -205,8 +205,8 @@ def _divide_by_eigenvalues(coeffs: np.ndarray) -> None:
 
     The last array used is tried first: its shape and dtype are its cache key (n, m and c,
     or 2-D for c = 0), so equal ones mean the same values, with no key to build and no lock
-    (CAI's regions repeat a shape often; measured 1.9 against 3.4 us per lookup and division
-    on 17 x 17 x 3).
+    (CAI's regions repeat a shape often; measured 2.4-3.1 against 5.3-6.2 us per lookup and
+    division on 17 x 17 x 3, best of 7, load ~3).
     """
     last = _eigenvalues.last
     if last.shape != coeffs.shape or last.dtype != coeffs.dtype:
@@ -390,9 +390,10 @@ def _rhs_small(target: np.ndarray, source: np.ndarray, mask: np.ndarray, mode: M
     * G[0][k] = D[k + c] - D[k] and G[1][k] = D[k + wc] - D[k] in one call for D = s - t
       (and for S = s + t in the same call in Mixed mode). At a pixel of the last column or
       row these wrap into the next row; the interior's divergence never reads them there.
-    * Mixed, Pérez: |∇s|^2 > |∇t|^2 is ∇D · ∇S > 0. OpenCV: |sx - sy| > |tx - ty|; with
-      a = Sx - Sy and b = Dx - Dy (= 2 (sx - sy) and 2 (tx - ty) summed and differenced),
-      |a + b| > |a - b| is a b > 0. The products are at most 1020 * 510: exact.
+    * Mixed, Pérez: |∇s|^2 > |∇t|^2 is ∇D · ∇S > 0. OpenCV: |sx - sy| > |tx - ty|; a =
+      Sx - Sy and b = Dx - Dy are (sx - sy) + (tx - ty) and (sx - sy) - (tx - ty), so the
+      test |a + b| > |a - b| is a b > 0. Each product is at most 510^2, a sum of two at
+      most 2 * 510^2 < 2^24: exact.
     * The masked G, and the divergence G0[k] - G0[k - c] + G1[k] - G1[k - wc] in two calls.
 
     Measured against `_rhs` on random 19 x 19 x 3 regions (best of 5, load ~3): 18 against
