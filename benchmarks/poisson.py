@@ -3,6 +3,7 @@
     python benchmarks/poisson.py                  # the sweep, Normal and Mixed
     python benchmarks/poisson.py --sizes 512      # one target size
     python benchmarks/poisson.py --repeat 9       # more interleaved runs per row (default 5)
+    python benchmarks/poisson.py --max-side 40    # only the patches of sides 16 .. 40 (where per-call costs dominate)
 
 Why a sweep: a sine transform's cost follows how 2 (n + 1) factors, not n (238x250 was
 10x slower than 237x249 before regions were grown to fast sides), so a few chosen sizes
@@ -43,13 +44,13 @@ DATA = Path(os.environ.get("DAAD_SHARED_DATA", Path(__file__).resolve().parents[
 MODES = {"normal": cv2.NORMAL_CLONE, "mixed": cv2.MIXED_CLONE}
 
 
-def patch_sizes(size: int) -> list[tuple[int, int]]:
-    """(h, w) of every row at target size `size`: squares, awkward h x (h + 5), and the issue's pair."""
-    top = min(size // 2, 256)
+def patch_sizes(size: int, max_side: int = 256) -> list[tuple[int, int]]:
+    """(h, w) of every row at target size `size`: squares, awkward h x (h + 5), and the issue's pair (sides <= max_side)."""
+    top = min(size // 2, max_side)
     sides = list(range(16, top + 1, 8))
     out = [(h, h) for h in sides] + [(h, h + 5) for h in sides]
     out += [(237, 249), (238, 250)]
-    return sorted({(h, w) for h, w in out if h + 2 <= size and w + 2 <= size})
+    return sorted({(h, w) for h, w in out if h + 2 <= size and w + 2 <= size and h <= max_side})
 
 
 def real_inputs(data: Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,7 +119,7 @@ def timed_pair(args, repeat: int) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
-def sweep(data: Path, sizes: list[int], repeat: int, modes: list[str]) -> float:
+def sweep(data: Path, sizes: list[int], repeat: int, modes: list[str], max_side: int = 256) -> float:
     print(f"Poisson injection alone vs cv2.seamlessClone: real MVTec AD pattern into a real target, "
           f"{os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}), one thread, median of {repeat} interleaved runs")
     head = f"{'size':>5} {'patch h x w':>12} {'grown':>9} |" + "".join(
@@ -128,7 +129,7 @@ def sweep(data: Path, sizes: list[int], repeat: int, modes: list[str]) -> float:
     worst = (float("inf"), "")
     for size in sizes:
         target, crop, cmask = real_inputs(data, size)
-        for h, w in patch_sizes(size):
+        for h, w in patch_sizes(size, max_side):
             top, left, src, msk = region_inputs(target, crop, cmask, h, w)
             _, _, gh, gw = poisson.grow_region(top, left, h + 2, w + 2, size, size)
             line = f"{size:>5} {f'{h} x {w}':>12} {f'{gh}x{gw}':>9} |"
@@ -149,10 +150,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="256,512,1024", help="target sizes (default 256,512,1024)")
     ap.add_argument("--repeat", type=int, default=5, help="interleaved runs per row (default 5)")
     ap.add_argument("--modes", default="normal,mixed", help="Poisson modes (default normal,mixed)")
+    ap.add_argument("--max-side", type=int, default=256, help="largest patch side (default 256; e.g. 40 for the small rows alone)")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real sample data not found at {DATA} (set DAAD_SHARED_DATA)")
-    sweep(DATA, [int(s) for s in args.sizes.split(",")], args.repeat, args.modes.split(","))
+    sweep(DATA, [int(s) for s in args.sizes.split(",")], args.repeat, args.modes.split(","), args.max_side)
 
 
 if __name__ == "__main__":
