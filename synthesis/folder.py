@@ -59,15 +59,17 @@ process or a full disk leaves each file whole or absent (what the journal relies
 syncing 2,100 files per 100 targets would guard only against a power loss.
 
 What the writer costs besides PNG encoding. Timed alone (one process, `write` then
-`finish`) on the precomputed 1,000 pseudo anomalies of `benchmarks/cai.py --cli 100` (2,103 files,
-one process, a folder where creating a file costs ~0.07 ms; load ~3): encoding alone 1.13-1.19
-CPU s; the whole writer 2.29-2.31 CPU s with one background job per *file* and pathlib
-paths, 1.56-1.60 CPU s with one job per *target* (`_put`) and string paths (cProfile had put
-0.4 s in pathlib's parsing, 0.2 s in buffered file objects and context managers). What is
-left, ~0.4 s, is the kernel's open/write/rename of 2,103 files, the manifest and the preview.
-Where the folder sits matters more than any of it: creating a file cost 0.75-1.0 ms of
-system CPU in a /tmp beside other sessions' mass deletes (ext4 without a journal scans for
-recently deleted inodes) against 0.07 ms under /root on the same disk.
+`finish`, two threads) on the precomputed 1,000 pseudo anomalies of `benchmarks/cai.py
+--cli 100` (2,103 files, a folder where creating a file costs 0.05-0.08 ms; load 2.7-3.8),
+the code before and after interleaved, 3 rounds: encoding alone 1.19-1.36 CPU s; the
+whole writer 1.98-2.06 CPU s with one background job per *file* and pathlib paths,
+1.65-1.72 CPU s with one job per *target* (`_put`) and string paths in
+`write_bytes_atomic` (cProfile had put 0.4 s of its 6.7 s in pathlib's parsing and 0.2 s in
+buffered file objects and context managers). What is left besides encoding, ~0.35 s, is
+the kernel's open/write/rename of 2,103 files, the manifest and the preview. Where the
+folder sits matters more than all of it: creating a file cost 0.75-1.0 ms of system CPU
+in folders beside recent mass deletes (this ext4 has no journal and scans for recently
+deleted inodes), 1.3-1.8 CPU s per 2,000 files, against 0.05-0.08 ms elsewhere on the same disk.
 
 Re-runs. A row is keyed by its file: a re-run of the same file replaces its row, other
 rows stay (CDM writes one class after another into one folder; CAI and CDM may share
