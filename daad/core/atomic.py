@@ -82,22 +82,46 @@ def write_bytes_atomic(path: Union[str, Path], data: bytes) -> None:
     0.08-0.33 ms this way; the Folder writer writes 21 files per CAI target. The name
     (pid and a per-process serial) is unique on this host, and O_EXCL makes a clash with
     another host's writer on a shared file system a retry with the next serial, never an overwrite.
+    Names are built as strings and the bytes go out by `os.write`, not through `pathlib`
+    and a buffered file object: cProfile of the Folder writer's 2,103 files per 100 CAI
+    targets put 0.4 s in pathlib's parsing and 0.2 s in `fdopen`/`close`/context managers,
+    against 2.2 s of PNG encoding.
     """
-    path = Path(path)
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
+    prefix = os.path.join(folder, f".{name[:40]}.{os.getpid()}-")  # short: a 250-byte name stays legal
     for _ in range(1000):
-        tmp = path.with_name(f".{path.name[:40]}.{os.getpid()}-{next(_SERIAL)}.tmp")  # short: a 250-byte name stays legal
+        tmp = f"{prefix}{next(_SERIAL)}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            fd = os.open(tmp, _TEMP_FLAGS, 0o666)
         except FileExistsError:
             continue
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            Path(folder or ".").mkdir(parents=True, exist_ok=True)
             continue
         break
     else:
-        raise FileExistsError(f"{path}: no free temporary name beside it")
-    with _replacing(tmp, path), os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        raise FileExistsError(f"{target}: no free temporary name beside it")
+    try:
+        view = memoryview(data)
+        while view:  # os.write may write less than asked (a signal, a pipe-like file system)
+            view = view[os.write(fd, view):]
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, target)
+    except BaseException as exc:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):  # name the file the user asked for
+            raise OSError(exc.errno, exc.strerror, target) from exc
+        raise
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def remove_stale_temps(folders: Iterable[Union[str, Path]]) -> int:
