@@ -37,8 +37,7 @@ once per injection (Normal mode: one gradient, of source - target, since v - ∇
 ∇(s - t) on the mask), and the eigenvalues are cached per size. Small regions (at most `SMALL_REGION` pixels:
 CAI's patches up to ~36 px) are where cv2 was closest, because there each numpy call's fixed
 cost (1-2.5 us) is most of the work: their right-hand side is computed in fewer calls
-(`_rhs_small`: the same float32 values) and the transforms are called without
-`_correction`'s checks; the 16 x 16 patch of `benchmarks/poisson.py` went from 66 to 58
+(`_rhs_small`: the same float32 values); the 16 x 16 patch of `benchmarks/poisson.py` went from 66 to 58
 us (Normal) and from 93 to 73 us (Mixed) in one interleaved run against the previous
 version (load 4; cv2: 205-215 us). Speed against
 cv2.seamlessClone on the same regions: `python benchmarks/cai.py` (whole CAI) and
@@ -487,13 +486,8 @@ def blend(
     # from 0 to 300 and on random values; 60 against 87 us on 131 x 131 x 3, 131 against
     # 213 on 200 x 200 x 3).
     s3 = _as_3d(source)
-    if h * w <= SMALL_REGION and _DST is not None and s3.dtype == np.uint8:  # `_correction`, minus its checks
-        rhs = _rhs_small(t3, s3, mask, mode, mixed_rule)  # float32, C-contiguous, owned
-        coeffs = _DST(rhs, 1, (0, 1), 0, rhs, 1, None)
-        _divide_by_eigenvalues(coeffs)
-        inner = _DST(coeffs, 1, (0, 1), 2, coeffs, 1, None)
-    else:
-        inner = _correction(_rhs(t3, s3, mask, mode, mixed_rule))
+    small = h * w <= SMALL_REGION and s3.dtype == np.uint8
+    inner = _correction((_rhs_small if small else _rhs)(t3, s3, mask, mode, mixed_rule))
     inner += t3[1:-1, 1:-1]
     dst = out[1:-1, 1:-1]
     written = cv2.convertScaleAbs(np.maximum(inner, 0, out=inner), dst)
