@@ -1,4 +1,4 @@
-"""PNG encoding of real CAI outputs: each of cv2's row filters (at zlib level 1, Z_RLE) against PIL's level 6.
+"""PNG encoding of real CAI outputs: ISA-L (daad.synthesis.png) and each of cv2's row filters (zlib level 1, Z_RLE) against PIL's level 6.
 
     python benchmarks/png.py                 # 40 targets x 10 pseudo anomalies, 5 interleaved rounds
     python benchmarks/png.py --targets 100
@@ -8,9 +8,11 @@ compute and, with libpng's adaptive filter choice, ~1.8 ms to encode; its mask a
 0.7 ms), so the filter is chosen by measurement. Inputs are what `daad synthesize`
 writes: CAI-N outputs, their masks and the normal targets at 256 px, from the same
 mix of targets as `benchmarks/cai.py --cli` (MVTec AD test/good in RGB, Magnetic Tile
-MT_Free and DeepPCB templates in grey) and the same real patterns. Every encoding is
-decoded again and must give the very same pixels. Times are CPU ms per file of this
-process (one thread); sizes KB per file; rounds interleaved, medians printed.
+MT_Free and DeepPCB templates in grey) and the same real patterns. Every encoder takes
+the RGB array the writer holds (cv2's include their RGB -> BGR conversion, as the writer
+paid it), and every encoding is decoded again and must give the very same pixels. Times
+are CPU ms per file of this process (one thread); sizes KB per file; rounds interleaved,
+medians printed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from PIL import Image
 from daad.core.images import load_image
 from daad.synthesis.cai import CAI
 from daad.synthesis.cai.cai import resize_target
+from daad.synthesis.png import FILTER_NONE, FILTER_UP, png_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cai import DATA, real_patterns  # noqa: E402  (the same real patterns as the CAI benchmark)
@@ -48,16 +51,19 @@ def target_files(data: Path, n: int) -> list[Path]:
 
 def encoders() -> dict[str, object]:
     def cv2_enc(params: list[int]):
-        return lambda a: cv2.imencode(".png", a, params)[1].tobytes()
+        return lambda a: cv2.imencode(".png", cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 else a, params)[1].tobytes()
 
     out: dict[str, object] = {}
+    for level in (0, 1, 2, 3):
+        for name, f in (("up", FILTER_UP), ("none", FILTER_NONE)):
+            out[f"ISA-L {level} {name}"] = lambda a, f=f, level=level: png_bytes(a, f, level)
     for name, f in FILTERS.items():
         params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
         out[f"cv2 1 rle {name}"] = cv2_enc(params + ([] if f is None else [cv2.IMWRITE_PNG_FILTER, f]))
 
     def pil6(a: np.ndarray) -> bytes:
         buf = io.BytesIO()
-        Image.fromarray(a[..., ::-1] if a.ndim == 3 else a).save(buf, format="PNG", compress_level=6)
+        Image.fromarray(a).save(buf, format="PNG", compress_level=6)
         return buf.getvalue()
 
     out["PIL 6 (peer)"] = pil6
@@ -79,20 +85,19 @@ def main() -> None:
         for inj in cai(image, key=str(f)):
             kinds["RGB images" if inj.image.ndim == 3 else "grey images"].append(inj.image)
             kinds["masks"].append(inj.mask)
-    bgr = {k: [cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 else a for a in v] for k, v in kinds.items()}
     enc = encoders()
     times: dict[tuple[str, str], list[float]] = {}
     sizes: dict[tuple[str, str], float] = {}
     for _ in range(args.rounds):
         for name, fn in enc.items():
-            for kind, arrays in bgr.items():
+            for kind, arrays in kinds.items():
                 start = time.process_time()
                 blobs = [fn(a) for a in arrays]  # type: ignore[operator]
                 times.setdefault((kind, name), []).append((time.process_time() - start) / len(arrays))
                 sizes[(kind, name)] = sum(map(len, blobs)) / len(arrays)
                 for a, b in zip(arrays[:3], blobs[:3]):
-                    back = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED)
-                    assert back is not None and np.array_equal(back, a), f"{name} changed the pixels of a {kind[:-1]}"
+                    back = np.asarray(Image.open(io.BytesIO(b)))
+                    assert np.array_equal(back, a), f"{name} changed the pixels of a {kind[:-1]}"
     print(f"PNG encoding of real CAI-N outputs at 256 px: {args.targets} targets, "
           + ", ".join(f"{len(v)} {k}" for k, v in kinds.items()) + f"; CPU ms and KB per file, medians of {args.rounds} rounds")
     print(f"  {'encoder':20}" + "".join(f" | {k:>17}" for k in kinds))

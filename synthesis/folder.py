@@ -27,30 +27,34 @@ CDM `<class>_NNN`; a new synthesiser starts its tag with its own name (`cutpaste
 A file already recorded in the manifest for another target is refused (one `bad:`
 line), never overwritten, so even a badly chosen tag cannot lose a file.
 
-Bytes: PNGs are encoded by OpenCV at zlib level 1 with the run-length strategy (Z_RLE)
-and one fixed row filter, Up for images and None for masks, no metadata, so the same
-pixels give the same bytes on every run. Encoding was ~80% of the writer's time at PIL's
-level 6 (the default before level 1); at level 1 libpng's adaptive filter choice (it
-tries every filter on every row) was still half of it. `python benchmarks/png.py` on
-real 256 px CAI-N outputs (40 targets of the `--cli` benchmark's mix, 2-core machine at
-load ~6, CPU ms and KB per file, medians of 5 rounds):
+Bytes: PNGs are written by `daad.synthesis.png`: one fixed row filter, Up for images and
+None for masks, one IDAT deflated by ISA-L at level 1, no metadata, so the same pixels
+give the same bytes on every run. Encoding was ~80% of the writer's time at PIL's level 6
+(the default before level 1); with cv2's libpng at level 1, its adaptive filter choice
+(it tries every filter on every row) was still half of it, and with the filter fixed, what
+was left was zlib's deflate. `python benchmarks/png.py --targets 20 --rounds 3` on real
+256 px CAI-N outputs (the `--cli` benchmark's mix of targets, quiet 2-core machine, CPU ms
+and KB per file, medians; every row decodes to the same pixels):
 
-    encoder             RGB image       grey image      mask           normal (RGB+grey)
-    PIL level 6         27.5 ms 78.9 KB 11.0 ms 28.9 KB 0.84 ms 1.1 KB 15.1 ms 39.8 KB
-    cv2 1 adaptive       4.5    77.0     1.65   28.0    0.73    1.0     2.26   38.6
-    cv2 1 Up (images)    2.4    82.4     0.90   29.2    0.21    1.3     1.26   40.7
-    cv2 1 None (masks)   2.1   121.8     0.77   47.5    0.15    0.9     1.17   63.2
+    encoder               RGB image       grey image      mask           normal (RGB+grey)
+    PIL level 6           15.9 ms 65.0 KB 6.03 ms 25.1 KB 0.38 ms 1.0 KB 8.51 ms 34.5 KB
+    cv2 1 Z_RLE adaptive   2.47   63.4    0.92    24.4    0.39    0.9    1.31    33.4
+    cv2 1 Z_RLE Up         1.23   67.8    0.47    25.5    0.11    1.1    0.67    35.4
+    cv2 1 Z_RLE None       1.09  100.3    0.43    40.8    0.09    0.7    0.63    54.4
+    ISA-L 1 Up (images)    0.44   74.8    0.18    28.1    0.03    1.5    0.25    39.3
+    ISA-L 1 None (masks)   0.38  101.4    0.15    40.0    0.03    1.0    0.22    53.9
 
-A second run (load ~4) agreed within 10%. Sub and Avg cost what Up costs (Sub's files are 3-20% larger than Up's, Avg's within
-4% either way); Paeth and "fast filters" are slower. So images take Up (1.8x faster than
-adaptive, files 4-7% larger) and masks None (4.9x faster and smaller: a 0/255 mask has
-long runs that Z_RLE takes whole). `png_level=6` still writes PIL's level-6 bytes of
-every earlier version; any other level is cv2's with Z_RLE and these filters. The
-decoded pixels never depend on the level or filter (tests/test_cai_e2e.py keeps
-digests of both).
+An earlier run of cv2's filters (load ~6) put Sub and Avg at Up's cost (Sub's files 3-20%
+larger than Up's, Avg's within 4% either way), Paeth and "fast filters" slower; so images
+take Up and masks None (a 0/255 mask has long runs). ISA-L is 2.8x faster than cv2 on
+images and 3x on masks, with files about 10% larger (ISA-L's levels 2 and 3 were no
+smaller on these images and up to 4x slower on masks). `png_level` 0..3 are ISA-L's
+levels; 4..9 are zlib's through PIL (adaptive filters: smaller, far slower: 36x at 6),
+and 6 gives the bytes of every version before level 1 became the default. The decoded
+pixels never depend on the level or filter (tests/test_cai_e2e.py keeps digests of both).
 
-Writing overlaps computing: `threads` encode and write files in the background (cv2
-and zlib release the GIL) while the caller computes the next target; `wait` blocks
+Writing overlaps computing: `threads` encode and write files in the background (NumPy
+and ISA-L release the GIL) while the caller computes the next target; `wait` blocks
 until every file is on disk, and `settled` names, in write order, the targets whose
 files are all whole, which is when a driver may journal them (`daad.synthesis.cai.output`).
 Each file is written to a temporary name and renamed (`write_bytes_atomic`): a reader
@@ -97,14 +101,14 @@ from PIL import Image
 from daad.core.atomic import write_bytes_atomic
 from daad.core.errors import DaadError
 from daad.core.images import IMAGE_SUFFIXES, encode_png
+from daad.synthesis.png import FILTER_NONE, FILTER_UP, LEVELS, png_bytes
 
 MANIFEST = "manifest.jsonl"
 PREVIEW = "preview.png"
 RUNS = "daad_run.json"
 SUBFOLDERS = ("abnormal", "mask", "normal")
 MAX_STEM = 120  # bytes; + "_<tag>.png" stays far below the 255-byte name limit
-DEFAULT_PNG_LEVEL = 1  # cv2 + Z_RLE; see the module docstring for the measurement
-LEGACY_PNG_LEVEL = 6  # PIL's encoder at level 6: the bytes of every version before level 1 became the default
+DEFAULT_PNG_LEVEL = 1  # ISA-L's level 1; see the module docstring for the measurement
 MAX_PENDING_BYTES = 64 << 20  # arrays queued for encoding: 340 at 256 px RGB (34 CAI targets), 21 at 1024 px
 PREVIEW_TARGETS = 4
 PREVIEW_TILE = 128
@@ -142,22 +146,14 @@ def stem_for(key: str) -> str:
 
 
 def _png(a: np.ndarray, level: int = DEFAULT_PNG_LEVEL, mask: bool = False) -> bytes:
-    """Deterministic PNG bytes: cv2 at `level` with Z_RLE and one fixed row filter, or PIL at level 6 (the bytes of earlier versions).
+    """Deterministic PNG bytes: ISA-L at `level` 0..3 with one fixed row filter, or PIL's zlib at 4..9 (6: the bytes of earlier versions).
 
     The filter is Up for images and None for masks (0/255), not libpng's adaptive
     choice per row: see the module docstring for the measurement. The pixels never depend on it.
     """
-    if level == LEGACY_PNG_LEVEL:
-        return encode_png(Image.fromarray(a))
-    import cv2
-
-    bgr = cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 and a.shape[2] == 3 else a
-    params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE if mask else cv2.IMWRITE_PNG_FILTER_UP]
-    ok, buf = cv2.imencode(".png", bgr, params)
-    if not ok:
-        raise DaadError(f"cv2 could not encode a {a.shape} {a.dtype} image as PNG")
-    return buf.tobytes()
+    if level in LEVELS:
+        return png_bytes(a, FILTER_NONE if mask else FILTER_UP, level)
+    return encode_png(Image.fromarray(a), level)
 
 
 def _encode_and_write(files: list[tuple[str, np.ndarray, bool]], level: int) -> None:
@@ -344,8 +340,8 @@ class FolderWriter:
 
         Stops at the first target still being written, so a key is never named before
         the ones written earlier; raises the first write error. This is what lets the
-        driver compute the next target while the last one's PNGs are encoded (cv2 and
-        zlib release the GIL) and still journal a target only once its files are whole.
+        driver compute the next target while the last one's PNGs are encoded (NumPy and
+        ISA-L release the GIL) and still journal a target only once its files are whole.
         """
         keys = []
         while self._targets and all(job.done() for job in self._targets[0][1]):

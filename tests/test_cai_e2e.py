@@ -228,8 +228,9 @@ def test_cli_bytes_unchanged_against_files_written_before_the_speed_work(run_nor
     which that work kept byte-identical; rewritten (DAAD_WRITE_GOLDEN=1) when the Poisson
     solver began solving on a region grown to a fast transform size, which changes pixels on
     purpose (see synthesis/cai/poisson.py), when the default PNG level became 1 (cv2,
-    Z_RLE), and when the row filter became a fixed one (Up for images, None for masks, see
-    synthesis/folder.py); those two change bytes but not pixels (the test above). Any other change of bytes fails here."""
+    Z_RLE), when the row filter became a fixed one (Up for images, None for masks, see
+    synthesis/folder.py) and when ISA-L's deflate replaced cv2's libpng (synthesis/png.py);
+    those three change bytes but not pixels (the test above). Any other change of bytes fails here."""
     got = _digests(run_normal)
     if os.environ.get("DAAD_WRITE_GOLDEN"):
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")

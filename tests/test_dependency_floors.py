@@ -26,6 +26,7 @@ RULES = [
     ("scipy", "1.13", r"(import|from) scipy"),
     ("opencv-python-headless", "4.10.0.84", r"import cv2"),
     ("pyarrow", "16", r"import pyarrow"),
+    ("isal", "1.6", r"from isal import"),  # 1.5.0 is yanked (a memory leak); 1.6.0 checked with NumPy 2.0.0
 ]
 
 

@@ -197,8 +197,8 @@ def plain_png_array(data: bytes) -> np.ndarray | None:
     return a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_BGR2RGB)
 
 
-def encode_png(im: Image.Image) -> bytes:
-    """Encode deterministically and without metadata: the same pixels give the same bytes."""
+def encode_png(im: Image.Image, level: int = 6) -> bytes:
+    """Encode deterministically and without metadata at zlib `level`: the same pixels give the same bytes."""
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=6, optimize=False)
+    im.save(buf, format="PNG", compress_level=level, optimize=False)
     return buf.getvalue()
