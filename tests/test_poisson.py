@@ -133,3 +133,25 @@ def test_fast_side_has_a_smooth_transform_length_and_grows_little():
         assert rest == 1 and n <= side <= n + 23
     assert poisson.grow_region(0, 250, 256, 6, 256, 256) == (0, 250, 256, 6)  # no fast side fits: unchanged
     assert poisson.grow_region(242, 0, 14, 238, 256, 256) == (241, 0, 15, 241)  # grows, shifted to stay inside the image
+
+
+def test_the_dst_binding_is_scipy_ffts_own_and_agrees_with_it_bit_for_bit():
+    """The solver loads scipy's pocketfft binding from its file (no `import scipy.fft` at start-up): the very module and numbers of `scipy.fft.dstn`."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom daad.synthesis.cai import poisson\nassert poisson._DST is not None\n"
+             "assert 'scipy.fft' not in sys.modules, sorted(m for m in sys.modules if m.startswith('scipy'))\n"
+             "import scipy.fft._pocketfft.basic as basic\nassert basic.pfft is sys.modules[poisson._BINDING]\nprint('ok')")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+    from scipy import fft
+
+    assert poisson._DST is not None
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (5, 7), (17, 20, 3), (64, 64, 3), (131, 97, 3), (250, 238, 3)]:
+        for dtype in (np.float32, np.float64):
+            x = rng.normal(size=shape).astype(dtype)
+            assert np.array_equal(poisson._DST(x.copy(), 1, (0, 1), 0, None, 1, None), fft.dstn(x, type=1, axes=(0, 1)))
+            assert np.array_equal(poisson._DST(x.copy(), 1, (0, 1), 2, None, 1, None), fft.idstn(x, type=1, axes=(0, 1)))
+            assert np.allclose(poisson._dst1_reference(x.astype(np.float64)), fft.dstn(x.astype(np.float64), type=1, axes=(0, 1)))

@@ -131,8 +131,8 @@ def test_a_broken_shard_is_named(release, tmp_path):
         read_config(broken, "full")
 
 
-def test_synthesize_from_a_local_release_imports_no_datasets_pandas_torch_or_fiftyone(release, shared_data, tmp_path):
-    """The start-up work: `datasets` alone was ~1 s of a fresh `daad synthesize` (benchmarks/cai.py --startup)."""
+def test_synthesize_from_a_local_release_imports_no_datasets_pandas_torch_fiftyone_or_scipy_fft(release, shared_data, tmp_path):
+    """The start-up work: `datasets` alone was ~1 s of a fresh `daad synthesize` (benchmarks/cai.py --startup), `scipy.fft` 0.12-0.16 s."""
     import subprocess
     import sys
 
@@ -141,7 +141,7 @@ def test_synthesize_from_a_local_release_imports_no_datasets_pandas_torch_or_fif
     shutil.copy(shared_data / "mvtec_ad" / "bottle" / "test" / "good" / "001.png", targets / "001.png")
     code = ("import sys\nfrom daad.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(sorted(m for m in ('datasets', 'pandas', 'torch', 'fiftyone', 'huggingface_hub') if m in sys.modules))")
+            "print(sorted(m for m in ('datasets', 'pandas', 'torch', 'fiftyone', 'huggingface_hub', 'scipy.fft') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code, "synthesize", "--dataset", str(release), "--exclude", "mvtec_ad",
                           "--targets", str(targets), "--out", str(tmp_path / "out"), "--per-image", "2", "--quiet"],
                          capture_output=True, text=True, timeout=300)

@@ -66,13 +66,16 @@ MVTec injection: mean 0.7, 99th percentile 11 grey levels inside the region).
 from __future__ import annotations
 
 import functools
+import importlib.machinery
+import importlib.util
+import sys
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
-from scipy import fft
 
 Mode = Literal["normal", "mixed"]
 MODES: tuple[str, ...] = ("normal", "mixed")
@@ -188,23 +191,53 @@ def _divergence(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return dx[1:-1, 1:-1] - dx[1:-1, :-2] + dy[1:-1, 1:-1] - dy[:-2, 1:-1]
 
 
-def _pocketfft_dst():
-    """scipy's own pocketfft binding, when it computes exactly what `fft.dstn` does (checked here), else None.
+_BINDING = "scipy.fft._pocketfft.pypocketfft"
 
-    `scipy.fft.dstn` spends ~13 us per call on dispatch and argument checks before the
-    same C transform (measured: 20 against 6.7 us on a 17 x 20 x 3 float32 array), which is
-    most of a small region's solve; every DST here is 2-D, float32 or float64, contiguous
-    and owned, so none of those checks can matter. The binding is private: any scipy where
-    it is missing, has another signature or gives other numbers uses `fft.dstn`.
+
+def _dst1_reference(x: np.ndarray) -> np.ndarray:
+    """The unscaled DST-I of `x` over its first two axes, from its definition: y_j = 2 sum_k x_k sin(pi (j+1)(k+1) / (n+1))."""
+    for axis in (0, 1):  # products and sums, not tensordot: a BLAS call would start OpenBLAS's spinning threads
+        n = x.shape[axis]
+        k = np.arange(1, n + 1)
+        basis = 2 * np.sin(np.pi * np.outer(k, k) / (n + 1))
+        moved = np.moveaxis(x, axis, 0)
+        x = np.moveaxis((basis.reshape(n, n, *([1] * (moved.ndim - 1))) * moved[None]).sum(axis=1), 0, axis)
+    return x
+
+
+def _pocketfft_dst():
+    """scipy's own pocketfft binding, loaded without importing `scipy.fft`, when it computes the DST-I (checked here); else None.
+
+    Why the binding: `scipy.fft.dstn` spends ~13 us per call on dispatch and argument
+    checks before the same C transform (measured: 20 against 6.7 us on a 17 x 20 x 3
+    float32 array), which is most of a small region's solve; every DST here is 2-D, float32
+    or float64, contiguous and owned, so none of those checks can matter. Why not through
+    `scipy.fft`: importing it loads scipy's array-API layer, numpy.testing, numpy.f2py and
+    scipy.special, 0.12-0.16 s of a fresh `daad synthesize` process's 0.37 s start-up on
+    this machine (`python -X importtime`), for one C function; loading the extension from
+    its file takes ~1 ms. It is registered under its own name, so a later `import
+    scipy.fft` uses this very module. The binding is private: a scipy where it is missing,
+    has another signature or gives numbers other than the definition's uses `scipy.fft.dstn`
+    (tests/test_poisson.py checks that the two agree bit for bit on the installed scipy).
     """
     try:
-        from scipy.fft._pocketfft import pypocketfft  # type: ignore[attr-defined]
-
-        x = np.arange(60, dtype=np.float32).reshape(4, 5, 3) % 7 - 3
-        forward = pypocketfft.dst(x.copy(), 1, (0, 1), 0, None, 1, None)
-        inverse = pypocketfft.dst(forward.copy(), 1, (0, 1), 2, None, 1, None)
-        if np.array_equal(forward, fft.dstn(x, type=1, axes=(0, 1))) and np.array_equal(inverse, fft.idstn(forward, type=1, axes=(0, 1))):
-            return pypocketfft.dst
+        binding = sys.modules.get(_BINDING)
+        if binding is None:
+            spec = importlib.util.find_spec("scipy")  # a top-level package: found, not imported
+            folder = Path(next(iter(spec.submodule_search_locations or []))) / "fft" / "_pocketfft"  # type: ignore[union-attr]
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                if (folder / f"pypocketfft{suffix}").is_file():
+                    loader = importlib.machinery.ExtensionFileLoader(_BINDING, str(folder / f"pypocketfft{suffix}"))
+                    binding_spec = importlib.util.spec_from_file_location(_BINDING, loader.path, loader=loader)
+                    binding = importlib.util.module_from_spec(binding_spec)  # type: ignore[arg-type]
+                    loader.exec_module(binding)
+                    sys.modules[_BINDING] = binding
+                    break
+        x = np.arange(60, dtype=np.float64).reshape(4, 5, 3) % 7 - 3
+        forward = binding.dst(x.copy(), 1, (0, 1), 0, None, 1, None)  # type: ignore[union-attr]
+        inverse = binding.dst(forward.copy(), 1, (0, 1), 2, None, 1, None)  # type: ignore[union-attr]
+        if np.allclose(forward, _dst1_reference(x), rtol=0, atol=1e-9) and np.allclose(inverse, x, rtol=0, atol=1e-12):
+            return binding.dst  # type: ignore[union-attr]
     except Exception:  # a scipy without it, or with another signature
         pass
     return None
@@ -228,6 +261,8 @@ def _correction(rhs: np.ndarray) -> np.ndarray:
         coeffs = _DST(rhs, 1, (0, 1), 0, rhs, 1, None)  # forward, unscaled (norm "backward"), in place
         _divide_by_eigenvalues(coeffs)
         return _DST(coeffs, 1, (0, 1), 2, coeffs, 1, None)  # inverse: scaled by 1 / (2 (n + 1)) per axis
+    from scipy import fft
+
     coeffs = np.asarray(fft.dstn(rhs, type=1, axes=(0, 1), overwrite_x=True))
     _divide_by_eigenvalues(coeffs)
     return np.asarray(fft.idstn(coeffs, type=1, axes=(0, 1), overwrite_x=True))
