@@ -183,3 +183,20 @@ def test_read_ahead_gives_the_targets_as_read_now_in_any_order(shared_data, tmp_
     assert np.array_equal(ahead.read(files[2]), _read_target(files[2], 64))  # out of line: decoded now
     assert np.array_equal(ahead.read(files[1]), _read_target(files[1], 64))
     ahead.close()
+
+
+def test_read_ahead_runs_as_far_ahead_as_its_byte_budget_holds(shared_data):
+    """Two ahead left `daad synthesize` waiting on a row of large PNG targets; the budget holds 170 at 256 px, 10 at 1024."""
+    from daad.synthesis.cai.output import READ_AHEAD_BYTES, ReadAhead
+
+    files = sorted((shared_data / "mvtec_ad").glob("*/test/good/*.png"))[:6]
+    paths = files * 40  # 240 targets
+    for size, want in ((256, READ_AHEAD_BYTES // (3 * 256 * 256)), (1024, 10), (None, 2)):
+        ahead = ReadAhead(paths, size)
+        assert len(ahead._ahead) == min(want, len(paths)), size
+        ahead.close()
+    ahead = ReadAhead(files, 64)
+    for _, job in list(ahead._ahead):
+        job.result(timeout=60)  # all six decoded before the first is asked for
+    assert [ahead.read(f).shape for f in files] == [(64, 64, 3)] * 6
+    ahead.close()

@@ -119,7 +119,10 @@ class Report:
         return "\n".join(lines)
 
 
-def _read_target(path: Path, size: int) -> np.ndarray:
+READ_AHEAD_BYTES = 32 << 20  # targets decoded ahead, at the working size (see ReadAhead)
+
+
+def _read_target(path: Path, size: int | None) -> np.ndarray:
     """A target decoded (`load_image`: checked, EXIF-oriented, RGB or L) and resized to the working size."""
     # Resized once: the synthesiser's own resize of an image already at its size is free (0.4 ms per
     # image at 256 px from a 900 px MVTec target was spent resizing it a second time for normal/).
@@ -127,20 +130,28 @@ def _read_target(path: Path, size: int) -> np.ndarray:
 
 
 class ReadAhead:
-    """The targets of an in-process run decoded `depth` ahead, in one background thread.
+    """The targets of an in-process run decoded ahead, in one background thread.
 
-    Why: decoding a 900 px PNG target is ~8 ms (0.8 s of the 100 targets of `benchmarks/cai.py
-    --cli 100`), on the thread that computes CAI, while PIL and cv2 release the GIL; in a
-    thread it overlaps the previous target's CAI. The same function decodes the same file,
-    so the arrays (and errors: `read` raises what `_read_target` raised) are the same.
-    Bounded: `depth` targets held (2 x 2.4 MB at 900 px RGB); `close` cancels the rest and
+    Why: decoding a 900-1000 px PNG target is 25-30 ms with PIL (0.5 s of CPU for the 100
+    targets of `benchmarks/cai.py --cli 100`, 17 of them such PNGs, the other 83 JPEGs at
+    0.6 ms), on the thread that computes CAI, while PIL and cv2 release the GIL; in a
+    thread it overlaps the CAI of the targets before it. How far ahead: as many targets as
+    READ_AHEAD_BYTES holds at the working size (170 at 256 px, 10 at 1024; 2 without a
+    working size, when a target's size is not known before it is decoded). Two ahead, as
+    before, left `daad synthesize` waiting 0.33-0.37 s on this thread in that benchmark:
+    the targets come sorted, so the 17 PNGs came in a row and each cost 20 ms more to
+    decode than a CAI call; read far enough ahead, the reader reaches them while the JPEGs
+    are computed. The same function decodes the same file, so the arrays (and errors:
+    `read` raises what `_read_target` raised) are the same. `close` cancels the rest and
     waits for the one decode under way (Ctrl-C, a failed write).
     """
 
-    def __init__(self, paths: list[Path], size: int, depth: int = 2):
+    def __init__(self, paths: list[Path], size: int | None, depth: int | None = None):
         self._paths, self._size, self._next = paths, size, 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-reader")
         self._ahead: deque[tuple[Path, Future]] = deque()
+        if depth is None:
+            depth = max(2, READ_AHEAD_BYTES // (3 * size * size)) if size else 2
         for _ in range(depth):
             self._submit()
 
@@ -233,9 +244,9 @@ def run(cai: Any, targets: list[Target], out_dir: str | Path, workers: int = 1, 
     `settings` (e.g. the dataset and config the patterns came from) are stored with CAI's
     own; raises FolderInUseError when `out_dir` holds a CAI run made with other
     settings, unless `overwrite` (then what this run does not write is removed).
-    `png_level` 1 (the default, cv2's encoder with fixed row filters) is about 11x faster
+    `png_level` 1 (the default, ISA-L's deflate with fixed row filters) is about 35x faster
     to encode than 6 (PIL's, the bytes of versions before 1 became the default) with files
-    about as large (see `daad.synthesis.folder`); the pixels never depend on it, so it is
+    about 15% larger (see `daad.synthesis.folder`); the pixels never depend on it, so it is
     not one of the recorded settings. In this process, the next target is computed while
     the last one's files are encoded (and decoded while the last one is computed, with the
     patterns the run will draw); a target is journalled once its files are whole.
