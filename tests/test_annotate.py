@@ -80,6 +80,10 @@ def ls(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.delenv("DAAD_LABEL_STUDIO_URL", raising=False)
     mp.setenv("DAAD_HOME", str(home))
+    # A password a restart reuses, starting with "-" as secrets.token_urlsafe's does once in 64:
+    # given as a separate argument, Label Studio's argparse took it for an option and exited.
+    (home / "label-studio").mkdir()
+    (home / "label-studio" / "server.json").write_text(json.dumps({"password": "-Qx3-leading-dash"}))
     try:
         server = start_server(home, log=lambda _m: None)
         yield home, server

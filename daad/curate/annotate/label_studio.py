@@ -204,9 +204,11 @@ def start_server(home: Path, port: int | None = None, log=print) -> Server:
            # backend runs on loopback, so loopback is let through and the rest stays banned.
            "USE_DEFAULT_BANNED_SUBNETS": "false",
            "USER_ADDITIONAL_BANNED_SUBNETS": LOOPBACK_ALLOWED_BANS}
+    # `--name=value`: token_urlsafe starts with "-" once in 64 draws, and argparse takes a
+    # separate "-xyz" for an option, so Label Studio exited with "--password: expected one argument".
     cmd = [program, "start", "--no-browser", "--internal-host", "127.0.0.1", "-p", str(port),
-           "--data-dir", str(state_dir / "data"), "--username", username, "--password", password,
-           "--user-token", token, "--enable-legacy-api-token", "--log-level", "WARNING"]
+           f"--data-dir={state_dir / 'data'}", f"--username={username}", f"--password={password}",
+           f"--user-token={token}", "--enable-legacy-api-token", "--log-level", "WARNING"]
     log_file = open(state_dir / "server.log", "ab")
     proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     _write_private(state_file, json.dumps({"url": url, "port": port, "pid": proc.pid, "token": token, "username": username,
