@@ -23,7 +23,7 @@ import zlib
 
 import numpy as np
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from daad.core.images import PNG_SIGNATURE
 LEVELS = range(4)  # ISA-L's: 0 (fastest) .. 3
 FILTER_NONE, FILTER_UP = 0, 2
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
@@ -63,4 +63,4 @@ def png_bytes(a: np.ndarray, row_filter: int = FILTER_UP, level: int = 1) -> byt
     h, w = a.shape[:2]
     header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[channels], 0, 0, 0)
     data = isal_zlib.compress(filtered_rows(np.ascontiguousarray(a), row_filter), level)
-    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
