@@ -149,12 +149,14 @@ def test_cv2_rounding_is_numpys():
 
 def test_eigenvalue_cache_holds_the_plain_values_within_its_bytes():
     cache = poisson._EigenCache(limit=3 * 40 * 40 * 4)
-    for n, m, c in ((5, 7, 3), (40, 40, 3), (9, 4, 0), (5, 7, 3)):
-        got = cache(n, m, c, np.dtype(np.float32))
+    for n, m, c, dtype in ((5, 7, 3, np.float32), (40, 40, 3, np.float32), (9, 4, 0, np.float32), (5, 7, 3, np.float32),
+                           (6, 11, 1, np.float32), (13, 8, 2, np.float64), (263, 261, 3, np.float32)):
+        got = cache(n, m, c, np.dtype(dtype))
         ly = 2.0 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2.0
         lx = 2.0 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1)) - 2.0
-        plane = (ly[:, None] + lx[None, :]).astype(np.float32)
-        assert np.array_equal(got, np.repeat(plane[..., None], c, axis=2) if c else plane)
+        plane = (ly[:, None] + lx[None, :]).astype(dtype)
+        want = np.repeat(plane[..., None], c, axis=2) if c else plane
+        assert got.dtype == want.dtype and np.array_equal(got, want)
         assert cache._bytes <= cache.limit or len(cache._arrays) == 1
 
 
