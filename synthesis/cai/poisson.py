@@ -131,7 +131,9 @@ def guidance(
 def _axis_eigenvalues(n: int, c: int = 1) -> np.ndarray:
     """Eigenvalues 2 cos(pi k / (n + 1)) - 2, k = 1 .. n, of the 1-D Dirichlet Laplacian, float64, each repeated `c` times."""
     values = 2.0 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2.0
-    return np.repeat(values, c) if c > 1 else values
+    out = np.repeat(values, c) if c > 1 else values
+    out.flags.writeable = False  # shared by every caller through the cache
+    return out
 
 
 class _EigenCache:
@@ -180,8 +182,9 @@ class _EigenCache:
             if hit is not None:
                 self._arrays.move_to_end(key)
                 return hit
-        out = np.empty((n, m, c) if c else (n, m), dtype)  # c = 0: a 2-D array
-        np.add(_axis_eigenvalues(n)[:, None], _axis_eigenvalues(m, max(c, 1)), out=out.reshape(n, m * max(c, 1)))
+        per = max(c, 1)  # values per column: c = 0 is a 2-D array
+        out = np.empty((n, m, c) if c else (n, m), dtype)
+        np.add(_axis_eigenvalues(n)[:, None], _axis_eigenvalues(m, per), out=out.reshape(n, m * per))
         with self._lock:
             if key not in self._arrays:
                 self._arrays[key] = out
